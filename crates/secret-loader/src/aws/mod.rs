@@ -1,0 +1,144 @@
+//! What every AWS backend shares: loading the SDK configuration and classifying SDK errors.
+
+use std::error::Error as StdError;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::config::AwsOptions;
+use crate::error::{Error, ErrorKind, Result};
+
+#[cfg(feature = "secretsmanager")]
+pub mod secretsmanager;
+
+/// Loads the SDK configuration the AWS way (default credential chain, region from the
+/// environment or profile, `AWS_ENDPOINT_URL` for emulators), then applies `options` on top:
+/// explicit region, endpoint, profile, and the retry and timeout bounds (see [`AwsOptions`]).
+///
+/// # Errors
+/// [`Error::InvalidConfig`] when no region can be found: without one every call would fail
+/// later with a less helpful "missing signing region".
+pub async fn load_sdk_config(options: &AwsOptions) -> Result<SdkConfig> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(options.max_attempts))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(options.connect_timeout)
+                .operation_attempt_timeout(options.attempt_timeout)
+                .operation_timeout(options.operation_timeout)
+                .build(),
+        );
+    if let Some(region) = &options.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(endpoint) = &options.endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    if let Some(profile) = &options.profile {
+        loader = loader.profile_name(profile);
+    }
+    let config = loader.load().await;
+    if config.region().is_none() {
+        return Err(Error::invalid_config(
+            "no AWS region: set AWS_REGION, a profile region, or `region=` in the source URL",
+        ));
+    }
+    Ok(config)
+}
+
+/// Error codes that mean "slow down", across AWS services (the SDK's own retry list).
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+/// Error codes of transient server-side failures, across AWS services.
+const TRANSIENT_CODES: &[&str] = &[
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError",
+    "InternalFailure",
+    "InternalServiceError",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+];
+
+/// Error codes meaning the credentials themselves are refused.
+const CREDENTIAL_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "MissingAuthenticationToken",
+];
+
+/// The kind of a service error code that every AWS service shares, if it is one.
+pub(crate) fn common_code_kind(code: &str) -> Option<ErrorKind> {
+    if THROTTLING_CODES.contains(&code) {
+        Some(ErrorKind::Throttled)
+    } else if TRANSIENT_CODES.contains(&code) {
+        Some(ErrorKind::Transient)
+    } else if CREDENTIAL_CODES.contains(&code) {
+        Some(ErrorKind::AccessDenied)
+    } else {
+        None
+    }
+}
+
+/// Turns any SDK error into our [`Error`]. `service_kind` maps the service's own error codes
+/// (each backend module has one such function: the single place where that service's
+/// transient-vs-permanent decision is made); codes it leaves alone fall back to the codes
+/// all services share, then to the HTTP status.
+pub(crate) fn classify_sdk_error<E>(
+    err: SdkError<E, HttpResponse>,
+    backend: &'static str,
+    id: &str,
+    service_kind: fn(&str) -> Option<ErrorKind>,
+) -> Error
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    let kind = match &err {
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => ErrorKind::Transient,
+        SdkError::DispatchFailure(failure) if failure.is_user() => ErrorKind::Other,
+        SdkError::DispatchFailure(_) => ErrorKind::Transient,
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            service
+                .err()
+                .code()
+                .and_then(|code| service_kind(code).or_else(|| common_code_kind(code)))
+                .unwrap_or(match status {
+                    429 => ErrorKind::Throttled,
+                    500..=599 => ErrorKind::Transient,
+                    403 => ErrorKind::AccessDenied,
+                    404 => ErrorKind::NotFound,
+                    _ => ErrorKind::Other,
+                })
+        }
+        // Construction failures (bad input, no credentials) and anything new.
+        _ => ErrorKind::Other,
+    };
+    Error::from_kind(kind, backend, id, Some(Box::new(err)))
+}

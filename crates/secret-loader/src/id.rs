@@ -1,0 +1,285 @@
+//! Secret ids, validated once at the edge.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// Longest accepted secret name (Secrets Manager's limit).
+pub const MAX_NAME_LEN: usize = 512;
+/// Longest accepted ARN (Secrets Manager's limit for a `SecretId`).
+pub const MAX_ARN_LEN: usize = 2048;
+
+/// A validated secret id: a name such as `prod/app/db`, or a Secrets Manager ARN.
+///
+/// The same id names a secret in every backend, so the rules are the strictest of them:
+///
+/// * a **name** is 1 to 512 characters from `A-Z a-z 0-9 / _ + = . @ -` (Secrets Manager's set),
+///   split by `/` into segments that are neither empty nor `.` nor `..`; so no absolute ids
+///   (`/etc/passwd`), no trailing `/`, no path escapes (`../x`), no control characters.
+///   File backends map the segments to directories under their root.
+/// * an **ARN** is `arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME`, at most 2048
+///   characters, whose `NAME` follows the rules above. ARNs are for Secrets Manager;
+///   other backends use [`SecretId::name`].
+///
+/// Validation happens in [`SecretId::new`] (and `FromStr`), before any network call.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SecretId {
+    id: String,
+    /// Byte offset of the name inside `id` (0 for plain names).
+    name_start: usize,
+}
+
+impl SecretId {
+    /// Validates `id` as a secret name or ARN.
+    ///
+    /// # Errors
+    /// [`Error::InvalidId`] naming the rule that was broken.
+    pub fn new(id: impl Into<String>) -> Result<Self> {
+        let id = id.into();
+        let name_start = match id.strip_prefix("arn:") {
+            Some(rest) => {
+                if id.len() > MAX_ARN_LEN {
+                    return Err(invalid(id, "ARN longer than 2048 characters"));
+                }
+                match parse_arn(rest) {
+                    Ok(offset) => "arn:".len() + offset,
+                    Err(reason) => return Err(invalid(id, reason)),
+                }
+            }
+            None => 0,
+        };
+        if let Err(reason) = validate_name(&id[name_start..]) {
+            return Err(invalid(id, reason));
+        }
+        Ok(Self { id, name_start })
+    }
+
+    /// The id as given (name or ARN).
+    pub fn as_str(&self) -> &str {
+        &self.id
+    }
+
+    /// The secret's name: the id itself, or the resource part of an ARN
+    /// (which, for Secrets Manager ARNs, ends in a random `-XXXXXX` suffix).
+    pub fn name(&self) -> &str {
+        &self.id[self.name_start..]
+    }
+
+    /// True when the id is an ARN.
+    pub fn is_arn(&self) -> bool {
+        self.name_start > 0
+    }
+
+    /// The `/`-separated segments of [`SecretId::name`]; each is non-empty, not `.` or `..`.
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.name().split('/')
+    }
+}
+
+fn invalid(id: String, reason: &'static str) -> Error {
+    // Keep error messages bounded even for absurd input.
+    let id = if id.len() > 256 {
+        let cut = (0..=256)
+            .rev()
+            .find(|&i| id.is_char_boundary(i))
+            .unwrap_or(0);
+        format!("{}…", &id[..cut])
+    } else {
+        id
+    };
+    Error::InvalidId { id, reason }
+}
+
+fn validate_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err("longer than 512 characters");
+    }
+    if let Some(c) = name.chars().find(|c| !is_name_char(*c)) {
+        return Err(if c.is_control() {
+            "contains a control character"
+        } else if c == '\\' {
+            "contains a backslash"
+        } else {
+            "contains a character outside A-Z a-z 0-9 / _ + = . @ -"
+        });
+    }
+    if name.starts_with('/') {
+        return Err("absolute path (starts with `/`)");
+    }
+    for segment in name.split('/') {
+        match segment {
+            "" => return Err("empty path segment (`//` or trailing `/`)"),
+            "." | ".." => return Err("`.` or `..` path segment"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '+' | '=' | '.' | '@' | '-')
+}
+
+/// Checks `PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME` and returns NAME's offset.
+fn parse_arn(rest: &str) -> Result<usize, &'static str> {
+    let mut parts = rest.splitn(6, ':');
+    let (Some(partition), Some(service), Some(region), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err("ARN has too few `:` fields");
+    };
+    let name = parts.next().ok_or("ARN has too few `:` fields")?;
+    if !partition.starts_with("aws") {
+        return Err("ARN partition must start with `aws`");
+    }
+    if service != "secretsmanager" {
+        return Err("ARN is not a Secrets Manager ARN");
+    }
+    if region.is_empty()
+        || !region
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err("ARN region is not valid");
+    }
+    if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
+        return Err("ARN account is not 12 digits");
+    }
+    if resource != "secret" {
+        return Err("ARN resource type is not `secret`");
+    }
+    Ok(rest.len() - name.len())
+}
+
+impl FromStr for SecretId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<&str> for SecretId {
+    type Error = Error;
+
+    fn try_from(s: &str) -> Result<Self> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<String> for SecretId {
+    type Error = Error;
+
+    fn try_from(s: String) -> Result<Self> {
+        Self::new(s)
+    }
+}
+
+impl AsRef<str> for SecretId {
+    fn as_ref(&self) -> &str {
+        &self.id
+    }
+}
+
+impl fmt::Display for SecretId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.id)
+    }
+}
+
+impl fmt::Debug for SecretId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretId({:?})", self.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf";
+
+    #[test]
+    fn accepts_names_and_arns() {
+        for ok in ["a", "prod/app/db", "x.y_z+1=2@3-4", &"n".repeat(512)] {
+            let id = SecretId::new(ok).unwrap();
+            assert_eq!(id.as_str(), ok);
+            assert_eq!(id.name(), ok);
+            assert!(!id.is_arn());
+        }
+        let id = SecretId::new(ARN).unwrap();
+        assert!(id.is_arn());
+        assert_eq!(id.name(), "prod/db-AbCdEf");
+        assert_eq!(id.segments().collect::<Vec<_>>(), ["prod", "db-AbCdEf"]);
+        let gov = "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:x";
+        assert_eq!(SecretId::new(gov).unwrap().name(), "x");
+    }
+
+    #[test]
+    fn rejects_each_bad_shape_with_its_reason() {
+        let long = "n".repeat(513);
+        let cases: &[(&str, &str)] = &[
+            ("", "empty"),
+            (&long, "longer than 512 characters"),
+            ("/etc/passwd", "absolute path (starts with `/`)"),
+            ("../x", "`.` or `..` path segment"),
+            ("a/../../b", "`.` or `..` path segment"),
+            ("a/./b", "`.` or `..` path segment"),
+            ("..", "`.` or `..` path segment"),
+            ("a//b", "empty path segment (`//` or trailing `/`)"),
+            ("a/", "empty path segment (`//` or trailing `/`)"),
+            ("a\nb", "contains a control character"),
+            ("a\0b", "contains a control character"),
+            ("a\\b", "contains a backslash"),
+            (
+                "a b",
+                "contains a character outside A-Z a-z 0-9 / _ + = . @ -",
+            ),
+            (
+                "é",
+                "contains a character outside A-Z a-z 0-9 / _ + = . @ -",
+            ),
+            ("arn:aws:s3:::bucket", "ARN has too few `:` fields"),
+            (
+                "arn:aws:kms:us-east-1:123456789012:key:abc",
+                "ARN is not a Secrets Manager ARN",
+            ),
+            (
+                "arn:aws:secretsmanager:us-east-1:1234:secret:x",
+                "ARN account is not 12 digits",
+            ),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012:key:x",
+                "ARN resource type is not `secret`",
+            ),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:../x",
+                "`.` or `..` path segment",
+            ),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:",
+                "empty",
+            ),
+        ];
+        for (input, want) in cases {
+            match SecretId::new(*input) {
+                Err(Error::InvalidId { reason, .. }) => assert_eq!(reason, *want, "{input:?}"),
+                other => panic!("{input:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn error_message_is_bounded() {
+        let err = SecretId::new("é".repeat(5000)).unwrap_err();
+        assert!(err.to_string().len() < 400, "{}", err.to_string().len());
+    }
+}

@@ -1,0 +1,50 @@
+//! Load application secrets (API keys, tokens, database passwords) from the places AWS
+//! offers to keep them, behind one async trait, chosen by configuration.
+//!
+//! * [`SecretSource`] is the trait every backend implements (read side); [`SecretStore`]
+//!   adds `put`/`delete` for the backends this project fills itself; [`SecretSourceExt`]
+//!   adds conveniences (string, JSON field, typed value) to every source.
+//! * Backends: [`SecretsManagerSource`] (`secretsmanager://`, feature `secretsmanager`),
+//!   [`InMemorySource`] (in-process, for tests).
+//! * [`Config`] picks a backend from a URL, the `SECRET_LOADER_SOURCE` environment variable
+//!   or a TOML file.
+//! * [`SecretValue`] is never printable and zeroized on drop; [`Error`] never carries a value.
+//!
+//! ```no_run
+//! use secret_loader::{Config, SecretId, SecretSourceExt};
+//! use secrecy::ExposeSecret;
+//!
+//! # async fn run() -> secret_loader::Result<()> {
+//! // SECRET_LOADER_SOURCE=secretsmanager://
+//! let source = Config::from_env()?.build().await?;
+//! let id = SecretId::new("prod/app/api")?;
+//! let access_key = source.get_field(&id, "access_key").await?;
+//! # let _ = access_key.expose_secret();
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub, rustdoc::broken_intra_doc_links)]
+
+#[cfg(feature = "aws")]
+pub mod aws;
+pub mod config;
+mod error;
+mod id;
+mod memory;
+mod source;
+mod value;
+
+#[cfg(feature = "secretsmanager")]
+pub use aws::secretsmanager::SecretsManagerSource;
+pub use config::{Config, SourceConfig};
+pub use error::{BoxError, DisplayChain, Error, ErrorKind, Result};
+pub use id::{MAX_ARN_LEN, MAX_NAME_LEN, SecretId};
+pub use memory::{InMemorySource, STAGE_CURRENT, STAGE_PREVIOUS};
+pub use source::{
+    DEFAULT_GET_MANY_CONCURRENCY, PutOutcome, SecretSource, SecretSourceExt, SecretStore, get_each,
+};
+pub use value::{Secret, SecretValue, VersionSelector};
+
+/// Re-exported so callers use the same `secrecy` version as the values they receive.
+pub use secrecy;
