@@ -1,1 +1,251 @@
-fn main() {}
+//! `secret-loader`: put secrets into a backend and get them back.
+//!
+//! Values go to stdout and nowhere else; errors are one line on stderr, never with a value,
+//! and the exit code says which kind of error it was (see `EXIT CODES` in `--help`).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub, rustdoc::broken_intra_doc_links)]
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::ExposeSecret;
+use secret_loader::config::{CONFIG_FILE_ENV, SOURCE_ENV};
+use secret_loader::{Config, Error, ErrorKind, SecretId, SecretValue, VersionSelector};
+
+const EXIT_CODES: &str = "\
+EXIT CODES:
+  0  success
+  1  other failure
+  2  usage error
+  3  secret (or version) not found
+  4  access denied
+  5  decryption failed
+  6  throttled or transient failure: retrying later may succeed
+  7  invalid secret id or configuration
+  8  the value is not what was asked for (not UTF-8, not JSON, no such field)
+  9  not supported by this backend or build";
+
+/// Put secrets into a backend and get them back.
+#[derive(Debug, Parser)]
+#[command(name = "secret-loader", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// Source URL, e.g. `secretsmanager://` or `secretsmanager://?region=eu-west-1`.
+    #[arg(long, global = true, env = SOURCE_ENV, value_name = "URL")]
+    source: Option<String>,
+
+    /// TOML configuration file (used when no source URL is given).
+    #[arg(long, global = true, env = CONFIG_FILE_ENV, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a secret's value (or one JSON field of it) to stdout.
+    Get(GetArgs),
+    /// Store a new version of a secret, read from stdin or --value-file; prints the version id.
+    Put(PutArgs),
+}
+
+#[derive(Debug, Args)]
+struct GetArgs {
+    /// Secret name or ARN.
+    id: String,
+    /// Print only this top-level field of a JSON value.
+    #[arg(long, value_name = "KEY")]
+    field: Option<String>,
+    /// Read the version with this staging label (e.g. AWSPREVIOUS).
+    #[arg(long, value_name = "LABEL", conflicts_with = "version_id")]
+    version_stage: Option<String>,
+    /// Read this exact version.
+    #[arg(long, value_name = "ID")]
+    version_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct PutArgs {
+    /// Secret name (or the ARN of an existing secret).
+    id: String,
+    /// Read the value from this file instead of stdin. The bytes are stored as they are
+    /// (a trailing newline is part of the value).
+    #[arg(long, value_name = "FILE")]
+    value_file: Option<PathBuf>,
+    /// Store the value as binary (SecretBinary) even if it is UTF-8 text.
+    #[arg(long)]
+    binary: bool,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("secret-loader: {}", err.display_chain());
+            ExitCode::from(exit_code(err.kind()))
+        }
+    }
+}
+
+/// Logs go to stderr, only when asked for with `SECRET_LOADER_LOG` (e.g. `debug`,
+/// `secret_loader=trace`). No log line carries a secret value.
+fn init_logging() {
+    let Ok(spec) = std::env::var("SECRET_LOADER_LOG") else {
+        return;
+    };
+    match spec.parse::<tracing_subscriber::filter::Targets>() {
+        Ok(filter) => {
+            use tracing_subscriber::layer::SubscriberExt;
+            let subscriber = tracing_subscriber::registry()
+                .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+                .with(filter);
+            let _ = tracing::subscriber::set_global_default(subscriber);
+        }
+        Err(err) => eprintln!("secret-loader: ignoring SECRET_LOADER_LOG: {err}"),
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Error> {
+    let config = match (&cli.source, &cli.config) {
+        (Some(url), _) => Config::from_url(url)?,
+        (None, Some(path)) => Config::from_toml_file(path)?,
+        (None, None) => Config::from_lookup(|_| None)?,
+    };
+    match cli.command {
+        Command::Get(args) => get(&config, args).await,
+        Command::Put(args) => put(&config, args).await,
+    }
+}
+
+async fn get(config: &Config, args: GetArgs) -> Result<(), Error> {
+    let id = SecretId::new(args.id)?;
+    let version = match (args.version_stage, args.version_id) {
+        (Some(stage), _) => VersionSelector::Stage(stage),
+        (None, Some(version_id)) => VersionSelector::Id(version_id),
+        (None, None) => VersionSelector::Current,
+    };
+    let source = config.build().await?;
+    let secret = source.get(&id, &version).await?;
+    match args.field {
+        Some(field) => write_stdout(secret.json_field(&field)?.expose_secret().as_bytes()),
+        None => write_stdout(secret.value().expose_bytes()),
+    }
+}
+
+async fn put(config: &Config, args: PutArgs) -> Result<(), Error> {
+    let id = SecretId::new(args.id)?;
+    let bytes = match &args.value_file {
+        Some(path) => std::fs::read(path).map_err(|err| {
+            Error::invalid_config(format!("cannot read {}: {err}", path.display()))
+        })?,
+        None => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|err| Error::invalid_config(format!("cannot read stdin: {err}")))?;
+            bytes
+        }
+    };
+    let bytes = zeroize::Zeroizing::new(bytes);
+    if bytes.is_empty() {
+        return Err(Error::invalid_config("the value is empty; nothing stored"));
+    }
+    let value = match (args.binary, std::str::from_utf8(&bytes)) {
+        (false, Ok(text)) => SecretValue::text(text),
+        (false, Err(_)) => {
+            return Err(Error::invalid_config(
+                "the value is not UTF-8 text; pass --binary to store it as binary",
+            ));
+        }
+        (true, _) => SecretValue::binary(bytes.as_slice()),
+    };
+    let store = config.build_store().await?;
+    let outcome = store.put(&id, &value).await?;
+    let mut line = outcome.version_id.unwrap_or_default();
+    line.push('\n');
+    write_stdout(line.as_bytes())?;
+    eprintln!(
+        "secret-loader: {} `{id}` in {store}",
+        if outcome.created {
+            "created"
+        } else {
+            "stored a new version of"
+        }
+    );
+    Ok(())
+}
+
+/// Writes `bytes` to stdout, adding a newline only for a terminal (so `$(secret-loader get x)`
+/// and pipes get the exact value).
+fn write_stdout(bytes: &[u8]) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    let result = stdout
+        .write_all(bytes)
+        .and_then(|()| {
+            if std::io::stdout().is_terminal() && !bytes.ends_with(b"\n") {
+                stdout.write_all(b"\n")
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|()| stdout.flush());
+    match result {
+        Ok(()) => Ok(()),
+        // A closed pipe (`| head -c1`) is the reader's choice, not our failure.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(err) => Err(Error::invalid_config(format!(
+            "cannot write to stdout: {err}"
+        ))),
+    }
+}
+
+fn exit_code(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::NotFound => 3,
+        ErrorKind::AccessDenied => 4,
+        ErrorKind::DecryptionFailed => 5,
+        ErrorKind::Throttled | ErrorKind::Transient => 6,
+        ErrorKind::InvalidId | ErrorKind::InvalidConfig => 7,
+        ErrorKind::InvalidFormat => 8,
+        ErrorKind::Unsupported => 9,
+        _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_exit_code_is_documented() {
+        for kind in [
+            ErrorKind::NotFound,
+            ErrorKind::AccessDenied,
+            ErrorKind::DecryptionFailed,
+            ErrorKind::Throttled,
+            ErrorKind::InvalidId,
+            ErrorKind::InvalidFormat,
+            ErrorKind::Unsupported,
+            ErrorKind::Other,
+        ] {
+            let code = exit_code(kind);
+            assert!(
+                EXIT_CODES.contains(&format!("  {code}  ")),
+                "{kind:?} -> {code}"
+            );
+        }
+    }
+}

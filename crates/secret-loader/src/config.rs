@@ -119,9 +119,11 @@ const AWS_KEYS: &[&str] = &[
 
 impl AwsOptions {
     fn from_query(query: &mut Query) -> Result<Self> {
-        let mut options = Self::default();
-        options.region = query.take("region");
-        options.profile = query.take("profile");
+        let mut options = Self {
+            region: query.take("region"),
+            profile: query.take("profile"),
+            ..Self::default()
+        };
         if let Some(endpoint) = query.take("endpoint_url") {
             match Url::parse(&endpoint) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") => {}

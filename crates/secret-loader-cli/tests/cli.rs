@@ -1,0 +1,249 @@
+//! The real `secret-loader` binary against the emulator on loopback.
+
+#[path = "../../../tests/common/mod.rs"]
+mod common;
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+
+use common::{raw_secretsmanager, secretsmanager_url, unique_id};
+
+fn cli(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_secret-loader"))
+        .args(args)
+        .env_remove("SECRET_LOADER_SOURCE")
+        .env_remove("SECRET_LOADER_CONFIG")
+        .env_remove("SECRET_LOADER_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run secret-loader");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// One line on stderr, exit code `code`, nothing on stdout, and no trace of `value`.
+fn assert_failed(output: &Output, code: i32, value: &str) -> String {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "stderr: {err}");
+    assert!(output.stdout.is_empty(), "stdout: {:?}", output.stdout);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("secret-loader: "), "{err}");
+    assert!(
+        !value.is_empty() && !err.contains(value),
+        "value leaked: {err}"
+    );
+    err
+}
+
+#[tokio::test]
+async fn get_field_reads_the_seed_json_created_by_the_sdk() {
+    let id = unique_id("cli-seed");
+    raw_secretsmanager()
+        .await
+        .create_secret()
+        .name(id.as_str())
+        .secret_string(r#"{"access_key": "AKIACLIEXAMPLE", "secret_key": "cli/Secret+Key"}"#)
+        .send()
+        .await
+        .unwrap();
+    let url = secretsmanager_url();
+    for (field, want) in [
+        ("access_key", "AKIACLIEXAMPLE"),
+        ("secret_key", "cli/Secret+Key"),
+    ] {
+        let out = cli(
+            &["get", id.as_str(), "--field", field, "--source", &url],
+            b"",
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+        assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    }
+}
+
+#[tokio::test]
+async fn put_from_stdin_then_get_returns_the_exact_bytes_and_versions() {
+    let id = unique_id("cli-put");
+    let url = secretsmanager_url();
+    let put = cli(&["put", id.as_str(), "--source", &url], b"first value\n");
+    assert!(put.status.success(), "{}", stderr(&put));
+    let first_version = String::from_utf8_lossy(&put.stdout).trim().to_owned();
+    assert!(!first_version.is_empty());
+    assert!(stderr(&put).contains("created"), "{}", stderr(&put));
+
+    let put = cli(&["put", id.as_str(), "--source", &url], b"second");
+    assert!(put.status.success(), "{}", stderr(&put));
+
+    let get = cli(&["get", id.as_str(), "--source", &url], b"");
+    assert_eq!(get.stdout, b"second");
+    let previous = cli(
+        &[
+            "get",
+            id.as_str(),
+            "--version-stage",
+            "AWSPREVIOUS",
+            "--source",
+            &url,
+        ],
+        b"",
+    );
+    assert_eq!(previous.stdout, b"first value\n");
+    let by_id = cli(
+        &[
+            "get",
+            id.as_str(),
+            "--version-id",
+            &first_version,
+            "--source",
+            &url,
+        ],
+        b"",
+    );
+    assert_eq!(by_id.stdout, b"first value\n");
+}
+
+#[tokio::test]
+async fn binary_values_round_trip_and_need_the_flag() {
+    let id = unique_id("cli-bin");
+    let url = secretsmanager_url();
+    let bytes = [0xffu8, 0x00, 0xfe, b'x'];
+    let refused = cli(&["put", id.as_str(), "--source", &url], &bytes);
+    let err = assert_failed(&refused, 7, "\u{fffd}");
+    assert!(err.contains("--binary"), "{err}");
+
+    let put = cli(&["put", id.as_str(), "--binary", "--source", &url], &bytes);
+    assert!(put.status.success(), "{}", stderr(&put));
+    let get = cli(&["get", id.as_str(), "--source", &url], b"");
+    assert_eq!(get.stdout, bytes);
+}
+
+#[tokio::test]
+async fn source_from_the_environment_and_from_a_toml_file() {
+    let id = unique_id("cli-env");
+    let url = secretsmanager_url();
+    assert!(
+        cli(&["put", id.as_str(), "--source", &url], b"env-value")
+            .status
+            .success()
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_secret-loader"))
+        .args(["get", id.as_str()])
+        .env("SECRET_LOADER_SOURCE", &url)
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"env-value", "{}", stderr(&out));
+
+    let dir = std::env::temp_dir().join(common::unique("cli-toml"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("secret-loader.toml");
+    std::fs::write(&file, format!("source = \"{url}\"\n")).unwrap();
+    let out = cli(
+        &["get", id.as_str(), "--config", file.to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(out.stdout, b"env-value", "{}", stderr(&out));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn errors_have_their_exit_code_and_never_show_the_value() {
+    let id = unique_id("cli-err");
+    let url = secretsmanager_url();
+    let value = r#"{"token":"CLI-CANARY-55aa"}"#;
+    assert!(
+        cli(&["put", id.as_str(), "--source", &url], value.as_bytes())
+            .status
+            .success()
+    );
+
+    let missing = unique_id("cli-missing");
+    let err = assert_failed(
+        &cli(&["get", missing.as_str(), "--source", &url], b""),
+        3,
+        "CLI-CANARY",
+    );
+    assert!(
+        err.contains("not found") && err.contains(missing.as_str()),
+        "{err}"
+    );
+
+    let err = assert_failed(
+        &cli(
+            &["get", id.as_str(), "--field", "password", "--source", &url],
+            b"",
+        ),
+        8,
+        "CLI-CANARY",
+    );
+    assert!(err.contains("no JSON field `password`"), "{err}");
+
+    let err = assert_failed(
+        &cli(&["get", "x", "--source", "s3://bucket"], b""),
+        7,
+        "CLI-CANARY",
+    );
+    assert!(err.contains("valid schemes: secretsmanager://"), "{err}");
+
+    let err = assert_failed(&cli(&["get", "x"], b""), 7, "CLI-CANARY");
+    assert!(err.contains("SECRET_LOADER_SOURCE"), "{err}");
+
+    let empty = assert_failed(
+        &cli(&["put", id.as_str(), "--source", &url], b""),
+        7,
+        "CLI-CANARY",
+    );
+    assert!(empty.contains("empty"), "{empty}");
+}
+
+/// Invalid ids are refused before any connection is made: the endpoint here is a listener
+/// that counts connections, and it sees none.
+#[test]
+fn invalid_ids_are_rejected_before_any_network_call() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!(
+        "secretsmanager://?region=us-east-1&endpoint_url=http://{}",
+        listener.local_addr().unwrap()
+    );
+    for bad in [
+        "../x",
+        "/etc/passwd",
+        "a//b",
+        "a b",
+        "",
+        "arn:aws:s3:::bucket/key",
+    ] {
+        let err = assert_failed(&cli(&["get", bad, "--source", &url], b""), 7, "\u{0}");
+        assert!(err.contains("invalid secret id"), "{bad:?}: {err}");
+        let put = cli(&["put", bad, "--source", &url], b"value");
+        assert_eq!(put.status.code(), Some(7), "{bad:?}: {}", stderr(&put));
+    }
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("a connection was made: {other:?}"),
+    }
+}
+
+/// Nothing listening: exit code 6 (retry later), within the deadline given in the URL.
+#[test]
+fn emulator_down_exits_with_the_transient_code() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!(
+        "secretsmanager://?region=us-east-1&endpoint_url=http://127.0.0.1:{port}&timeout=3s"
+    );
+    let out = cli(&["get", "app/x", "--source", &url], b"");
+    let err = assert_failed(&out, 6, "\u{0}");
+    assert!(err.contains("transient"), "{err}");
+}

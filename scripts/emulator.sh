@@ -1,0 +1,63 @@
+# shellcheck shell=bash
+# Sourced by scripts/test and scripts/demo: a pinned moto server on loopback.
+#
+#   emulator_start   installs moto into .venv if missing, starts it on a free 127.0.0.1 port,
+#                    waits until it answers, exports the AWS_* variables that point the SDK at it
+#                    (and only at it), and stops it again when the calling shell exits.
+
+MOTO_VERSION="5.2.5"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+
+emulator_install() {
+    if [ -x "$VENV/bin/moto_server" ] && "$VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+        return 0
+    fi
+    echo "==> installing moto[server]==$MOTO_VERSION into .venv" >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+}
+
+emulator_stop() {
+    if [ -n "${EMULATOR_PID:-}" ] && kill -0 "$EMULATOR_PID" 2>/dev/null; then
+        kill "$EMULATOR_PID" 2>/dev/null || true
+        wait "$EMULATOR_PID" 2>/dev/null || true
+    fi
+    EMULATOR_PID=
+}
+
+emulator_start() {
+    emulator_install
+    local port log
+    port="$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    mkdir -p "$ROOT/.emulator"
+    log="$ROOT/.emulator/moto-$port.log"
+    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+    EMULATOR_PID=$!
+    trap emulator_stop EXIT
+    trap 'exit 130' INT TERM
+    local deadline=$((SECONDS + 60))
+    until "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)" 2>/dev/null; do
+        if ! kill -0 "$EMULATOR_PID" 2>/dev/null; then
+            echo "moto_server exited; its log:" >&2
+            cat "$log" >&2
+            return 1
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "moto_server did not answer on 127.0.0.1:$port within 60 s" >&2
+            return 1
+        fi
+        sleep 0.2
+    done
+    echo "==> moto $MOTO_VERSION listening on 127.0.0.1:$port" >&2
+
+    # Everything the SDK needs to talk to the emulator and to nothing else.
+    export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+    export AWS_ACCESS_KEY_ID=test
+    export AWS_SECRET_ACCESS_KEY=test
+    unset AWS_SESSION_TOKEN AWS_PROFILE AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE
+    export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+    export AWS_REGION=us-east-1
+    export AWS_DEFAULT_REGION=us-east-1
+    export AWS_EC2_METADATA_DISABLED=true
+}

@@ -1,0 +1,16 @@
+//! The behaviour suite on the in-process backend (no emulator needed).
+
+mod behaviour;
+mod common;
+
+use secret_loader::InMemorySource;
+
+#[tokio::test]
+async fn behaviour_suite_passes_on_memory() {
+    let store = InMemorySource::new();
+    let flags = behaviour::Flags {
+        staging_labels: true,
+        keeps_kind: true,
+    };
+    behaviour::run_all(&store, &store, flags).await;
+}

@@ -1,0 +1,249 @@
+//! Secrets Manager through the real SDK against the emulator on loopback.
+
+mod behaviour;
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_secretsmanager::primitives::Blob;
+use secret_loader::config::AwsOptions;
+use secret_loader::secrecy::ExposeSecret;
+use secret_loader::{
+    Config, ErrorKind, SecretId, SecretSource, SecretSourceExt, SecretStore, SecretValue,
+    SecretsManagerSource, VersionSelector,
+};
+
+use common::{raw_secretsmanager, secretsmanager, unique_id};
+
+#[tokio::test]
+async fn behaviour_suite_passes_on_secretsmanager() {
+    let source = secretsmanager().await;
+    let flags = behaviour::Flags {
+        staging_labels: true,
+        keeps_kind: true,
+    };
+    behaviour::run_all(&source, &source, flags).await;
+}
+
+/// The seed's flow: a JSON secret created with the SDK, both fields read back.
+#[tokio::test]
+async fn json_secret_created_by_the_sdk_yields_both_fields() {
+    let raw = raw_secretsmanager().await;
+    let id = unique_id("seed");
+    raw.create_secret()
+        .name(id.as_str())
+        .secret_string(
+            r#"{"access_key": "AKIAIOSFODNN7EXAMPLE", "secret_key": "wJalrXUtnFEMI/K7MDENG"}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let source = secretsmanager().await;
+    let access = source.get_field(&id, "access_key").await.unwrap();
+    let secret = source.get_field(&id, "secret_key").await.unwrap();
+    assert_eq!(access.expose_secret(), "AKIAIOSFODNN7EXAMPLE");
+    assert_eq!(secret.expose_secret(), "wJalrXUtnFEMI/K7MDENG");
+}
+
+#[tokio::test]
+async fn binary_secret_by_name_and_by_arn() {
+    let raw = raw_secretsmanager().await;
+    let id = unique_id("bin");
+    let bytes = vec![0u8, 1, 2, 0xff, 0xfe, 0x80];
+    let created = raw
+        .create_secret()
+        .name(id.as_str())
+        .secret_binary(Blob::new(bytes.clone()))
+        .send()
+        .await
+        .unwrap();
+    let source = secretsmanager().await;
+    let by_name = source.get_current(&id).await.unwrap();
+    assert!(!by_name.value().is_text());
+    assert_eq!(by_name.value().expose_bytes(), bytes.as_slice());
+
+    let arn = SecretId::new(created.arn().unwrap()).unwrap();
+    assert!(arn.is_arn());
+    let by_arn = source.get_current(&arn).await.unwrap();
+    assert_eq!(by_arn.value().expose_bytes(), bytes.as_slice());
+    assert_eq!(by_arn.version_id(), created.version_id());
+}
+
+#[tokio::test]
+async fn previous_and_explicit_versions_after_put_secret_value() {
+    let raw = raw_secretsmanager().await;
+    let id = unique_id("rotate");
+    let v1 = raw
+        .create_secret()
+        .name(id.as_str())
+        .secret_string("first")
+        .send()
+        .await
+        .unwrap();
+    let v2 = raw
+        .put_secret_value()
+        .secret_id(id.as_str())
+        .secret_string("second")
+        .send()
+        .await
+        .unwrap();
+    let source = secretsmanager().await;
+    let current = source.get_current(&id).await.unwrap();
+    assert_eq!(current.value().expose_str(), Some("second"));
+    assert_eq!(current.version_id(), v2.version_id());
+    let previous = source
+        .get(&id, &VersionSelector::Stage("AWSPREVIOUS".into()))
+        .await
+        .unwrap();
+    assert_eq!(previous.value().expose_str(), Some("first"));
+    let by_id = source
+        .get(&id, &VersionSelector::Id(v1.version_id().unwrap().into()))
+        .await
+        .unwrap();
+    assert_eq!(by_id.value().expose_str(), Some("first"));
+    let missing_version = source
+        .get(
+            &id,
+            &VersionSelector::Id("00000000-0000-0000-0000-000000000000".into()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing_version.kind(),
+        ErrorKind::NotFound,
+        "{missing_version:?}"
+    );
+}
+
+#[tokio::test]
+async fn put_by_arn_of_a_missing_secret_is_not_found_not_created() {
+    let source = secretsmanager().await;
+    let arn = SecretId::new(format!(
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:{}",
+        common::unique("ghost")
+    ))
+    .unwrap();
+    let err = source.put(&arn, &SecretValue::text("x")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err:?}");
+}
+
+#[tokio::test]
+async fn delete_then_read_is_not_found_and_deleting_again_too() {
+    let source = secretsmanager().await;
+    let id = unique_id("delete");
+    source.put(&id, &SecretValue::text("bye")).await.unwrap();
+    source.delete(&id).await.unwrap();
+    let err = source.get_current(&id).await.unwrap_err();
+    // AWS answers a secret scheduled for deletion with InvalidRequestException; moto with
+    // ResourceNotFound. Either way it must not be readable, and not be called retryable.
+    assert!(
+        matches!(err.kind(), ErrorKind::NotFound | ErrorKind::Other),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
+    let err = source.delete(&unique_id("never-was")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err:?}");
+}
+
+#[tokio::test]
+async fn config_url_builds_a_working_source() {
+    let config = Config::from_url(&common::secretsmanager_url()).unwrap();
+    let store = config.build_store().await.unwrap();
+    let id = unique_id("config");
+    store
+        .put(&id, &SecretValue::text("via-config"))
+        .await
+        .unwrap();
+    let source = config.build().await.unwrap();
+    assert_eq!(source.to_string(), "secretsmanager(us-east-1)");
+    let secret = source.get_current(&id).await.unwrap();
+    assert_eq!(secret.value().expose_str(), Some("via-config"));
+}
+
+/// A `tracing` writer that keeps everything in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every log line at every level, the SDK's included, while secrets are written, read
+/// singly and in a batch, and while errors are made: the value appears in none.
+#[tokio::test]
+async fn secret_values_never_reach_tracing_output() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let canary = "TRACING-CANARY-91d2e4";
+    let source = secretsmanager().await;
+    let id = unique_id("trace");
+    let value = format!(r#"{{"token":"{canary}"}}"#);
+    source
+        .put(&id, &SecretValue::text(value.clone()))
+        .await
+        .unwrap();
+    source.put(&id, &SecretValue::text(value)).await.unwrap();
+    let secret = source.get_current(&id).await.unwrap();
+    tracing::info!(?secret, "a caller logging the secret it got");
+    let _ = source.get_field(&id, "missing").await.unwrap_err();
+    let _ = source.get_many(&[id.clone(), unique_id("absent")]).await;
+    drop(_guard);
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    // The capture works: our debug line and the SDK's trace lines are in it.
+    assert!(logs.contains("read secret"), "no library log captured");
+    assert!(logs.contains("aws_smithy_runtime"), "no SDK log captured");
+    assert!(
+        !logs.contains(canary),
+        "secret value found in tracing output"
+    );
+}
+
+/// Nothing listening: a retryable error within the configured deadline, not a hang.
+#[tokio::test]
+async fn emulator_down_is_a_transient_error_in_bounded_time() {
+    // Bind and drop a listener: the port is then (almost certainly) closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut options = AwsOptions::default();
+    options.endpoint_url = Some(format!("http://127.0.0.1:{port}"));
+    options.region = Some("us-east-1".into());
+    options.operation_timeout = Duration::from_secs(5);
+    let sdk = secret_loader::aws::load_sdk_config(&options).await.unwrap();
+    let source = SecretsManagerSource::from_sdk_config(&sdk);
+
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        source.get_current(&unique_id("down")),
+    )
+    .await
+    .expect("get hung for 30 s with nothing listening");
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transient, "{err:?}");
+    assert!(err.is_retryable());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
