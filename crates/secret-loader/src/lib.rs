@@ -5,7 +5,9 @@
 //!   adds `put`/`delete` for the backends this project fills itself; [`SecretSourceExt`]
 //!   adds conveniences (string, JSON field, typed value) to every source.
 //! * Backends: [`SecretsManagerSource`] (`secretsmanager://`, feature `secretsmanager`),
-//!   [`InMemorySource`] (in-process, for tests).
+//!   [`S3Source`] (`s3+kms://`, `s3+sse-kms://`, feature `s3`), [`FileKmsSource`]
+//!   (`file+kms://`, feature `file`), [`InMemorySource`] (in-process, for tests).
+//! * [`Envelope`] seals values as AWS Encryption SDK messages under a KMS key (feature `kms`).
 //! * [`Config`] picks a backend from a URL, the `SECRET_LOADER_SOURCE` environment variable
 //!   or a TOML file.
 //! * [`SecretValue`] is never printable and zeroized on drop; [`Error`] never carries a value.
@@ -29,16 +31,26 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
+#[cfg(feature = "kms")]
+pub mod envelope;
 mod error;
+#[cfg(feature = "file")]
+pub mod file;
 mod id;
 mod memory;
 mod source;
 mod value;
 
+#[cfg(feature = "s3")]
+pub use aws::s3::S3Source;
 #[cfg(feature = "secretsmanager")]
 pub use aws::secretsmanager::SecretsManagerSource;
-pub use config::{Config, SourceConfig};
+pub use config::{AlgorithmSuite, Config, SourceConfig};
+#[cfg(feature = "kms")]
+pub use envelope::Envelope;
 pub use error::{BoxError, DisplayChain, Error, ErrorKind, Result};
+#[cfg(feature = "file")]
+pub use file::FileKmsSource;
 pub use id::{MAX_ARN_LEN, MAX_NAME_LEN, SecretId};
 pub use memory::{InMemorySource, STAGE_CURRENT, STAGE_PREVIOUS};
 pub use source::{

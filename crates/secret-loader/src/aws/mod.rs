@@ -12,6 +12,10 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use crate::config::AwsOptions;
 use crate::error::{Error, ErrorKind, Result};
 
+#[cfg(feature = "kms")]
+pub mod kms;
+#[cfg(feature = "s3")]
+pub mod s3;
 #[cfg(feature = "secretsmanager")]
 pub mod secretsmanager;
 
@@ -106,6 +110,23 @@ pub(crate) fn common_code_kind(code: &str) -> Option<ErrorKind> {
     }
 }
 
+/// The kind of a service's error answer: its code as the service classifies it, else as all
+/// AWS services do, else by HTTP status.
+pub(crate) fn service_error_kind(
+    code: Option<&str>,
+    status: u16,
+    service_kind: fn(&str) -> Option<ErrorKind>,
+) -> ErrorKind {
+    code.and_then(|code| service_kind(code).or_else(|| common_code_kind(code)))
+        .unwrap_or(match status {
+            429 => ErrorKind::Throttled,
+            500..=599 => ErrorKind::Transient,
+            403 => ErrorKind::AccessDenied,
+            404 => ErrorKind::NotFound,
+            _ => ErrorKind::Other,
+        })
+}
+
 /// Turns any SDK error into our [`Error`]. `service_kind` maps the service's own error codes
 /// (each backend module has one such function: the single place where that service's
 /// transient-vs-permanent decision is made); codes it leaves alone fall back to the codes
@@ -123,20 +144,11 @@ where
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => ErrorKind::Transient,
         SdkError::DispatchFailure(failure) if failure.is_user() => ErrorKind::Other,
         SdkError::DispatchFailure(_) => ErrorKind::Transient,
-        SdkError::ServiceError(service) => {
-            let status = service.raw().status().as_u16();
-            service
-                .err()
-                .code()
-                .and_then(|code| service_kind(code).or_else(|| common_code_kind(code)))
-                .unwrap_or(match status {
-                    429 => ErrorKind::Throttled,
-                    500..=599 => ErrorKind::Transient,
-                    403 => ErrorKind::AccessDenied,
-                    404 => ErrorKind::NotFound,
-                    _ => ErrorKind::Other,
-                })
-        }
+        SdkError::ServiceError(service) => service_error_kind(
+            service.err().code(),
+            service.raw().status().as_u16(),
+            service_kind,
+        ),
         // Construction failures (bad input, no credentials) and anything new.
         _ => ErrorKind::Other,
     };

@@ -1,0 +1,309 @@
+//! `file+kms://`: KMS envelopes as files under a root directory (EFS mounted at `/mnt/...` in
+//! Lambda; any directory elsewhere).
+//!
+//! Id `prod/db` is the file `<root>/prod/db`: each `/`-separated segment of the id is a
+//! directory, the last one the file. [`SecretId`] already refuses `..`, `.`, empty segments and
+//! absolute ids; on top of that every path is resolved and must stay under the (resolved)
+//! root, so a symlink pointing out of it is refused, for reads and for writes. Writes go to a
+//! temporary file in the same directory (mode 0600, `O_EXCL`), are synced, then renamed over
+//! the old file, so a reader sees the old or the new envelope, never half of one; new
+//! directories are created 0700.
+
+use std::fmt;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+
+use crate::aws::load_sdk_config;
+use crate::config::FileConfig;
+use crate::envelope::Envelope;
+use crate::error::{Error, ErrorKind, Result};
+use crate::id::SecretId;
+use crate::source::{PutOutcome, SecretSource, SecretStore};
+use crate::value::{Secret, SecretValue, VersionSelector};
+
+/// The backend name.
+pub const BACKEND: &str = "file+kms";
+/// Files larger than this are refused unread (secrets are small).
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// KMS envelopes in files under a root directory. See the [module docs](self) for the layout.
+pub struct FileKmsSource {
+    root: PathBuf,
+    envelope: Arc<Envelope>,
+}
+
+/// What went wrong under the root, before it becomes an [`Error`] with backend and id.
+#[derive(Debug)]
+enum FileError {
+    Io(io::Error),
+    /// The path resolves outside the root (through a symlink).
+    Escapes,
+    TooLarge,
+}
+
+impl From<io::Error> for FileError {
+    fn from(err: io::Error) -> Self {
+        Self::Io(err)
+    }
+}
+
+impl FileKmsSource {
+    /// Envelopes sealed with `envelope` under `root`, which must be an existing directory.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when `root` is missing or not a directory.
+    pub fn new(root: impl AsRef<Path>, envelope: Arc<Envelope>) -> Result<Self> {
+        let root = root.as_ref();
+        let canonical = fs::canonicalize(root)
+            .ok()
+            .filter(|path| path.is_dir())
+            .ok_or_else(|| {
+                Error::invalid_config(format!(
+                    "file+kms root {} is not an existing directory",
+                    root.display()
+                ))
+            })?;
+        Ok(Self {
+            root: canonical,
+            envelope,
+        })
+    }
+
+    /// Builds the backend `config` describes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] (no KMS key, no region, a missing root, an unknown key).
+    pub async fn from_config(config: &FileConfig) -> Result<Self> {
+        let key = config.kms_key_id.as_deref().ok_or_else(|| {
+            Error::invalid_config(
+                "file+kms:// needs a KMS key: `kms_key_id=` in the URL (key ARN, id or alias), or --kms-key",
+            )
+        })?;
+        let sdk = load_sdk_config(&config.aws).await?;
+        let envelope = Envelope::kms(aws_sdk_kms::Client::new(&sdk), key, config.suite).await?;
+        Self::new(&config.root, Arc::new(envelope))
+    }
+
+    /// The resolved root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file of `id` (not yet resolved against symlinks).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for ARN ids.
+    pub fn path_for(&self, id: &SecretId) -> Result<PathBuf> {
+        if id.is_arn() {
+            return Err(Error::Unsupported {
+                backend: BACKEND,
+                operation: "ARN ids (use the secret name)".into(),
+            });
+        }
+        Ok(id
+            .segments()
+            .fold(self.root.clone(), |path, segment| path.join(segment)))
+    }
+
+    fn error(&self, id: &SecretId, err: FileError) -> Error {
+        let id = id.to_string();
+        match err {
+            FileError::Escapes => Error::InvalidId {
+                id,
+                reason: "resolves outside the backend's root directory (symlink)",
+            },
+            FileError::TooLarge => Error::InvalidFormat {
+                backend: BACKEND,
+                id,
+                reason: format!("is larger than {MAX_FILE_BYTES} bytes; not a secret"),
+            },
+            FileError::Io(err) => {
+                let kind = match err.kind() {
+                    io::ErrorKind::NotFound
+                    | io::ErrorKind::NotADirectory
+                    | io::ErrorKind::IsADirectory => ErrorKind::NotFound,
+                    io::ErrorKind::PermissionDenied => ErrorKind::AccessDenied,
+                    io::ErrorKind::TimedOut
+                    | io::ErrorKind::Interrupted
+                    | io::ErrorKind::WouldBlock => ErrorKind::Transient,
+                    _ => ErrorKind::Other,
+                };
+                Error::from_kind(kind, BACKEND, id, Some(Box::new(err)))
+            }
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        id: &SecretId,
+        work: impl FnOnce(PathBuf, PathBuf) -> Result<T, FileError> + Send + 'static,
+    ) -> Result<T> {
+        let path = self.path_for(id)?;
+        let root = self.root.clone();
+        match tokio::task::spawn_blocking(move || work(root, path)).await {
+            Ok(result) => result.map_err(|err| self.error(id, err)),
+            Err(join) => Err(Error::Other {
+                backend: BACKEND,
+                id: id.to_string(),
+                source: Some(Box::new(join)),
+            }),
+        }
+    }
+}
+
+/// `path` resolved, if it stays under `root`.
+fn resolve_inside(root: &Path, path: &Path) -> Result<PathBuf, FileError> {
+    let resolved = fs::canonicalize(path)?;
+    if resolved.starts_with(root) {
+        Ok(resolved)
+    } else {
+        Err(FileError::Escapes)
+    }
+}
+
+fn read_envelope(root: &Path, path: &Path) -> Result<Vec<u8>, FileError> {
+    let resolved = resolve_inside(root, path)?;
+    // The resolved path has no symlinks left; O_NOFOLLOW refuses one swapped in since.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&resolved)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(io::Error::from(io::ErrorKind::IsADirectory).into());
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(FileError::TooLarge);
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(FileError::TooLarge);
+    }
+    Ok(bytes)
+}
+
+/// Creates the directories from `root` down to `dir` (0700), following none that leads out
+/// of `root`, and returns `dir` resolved.
+fn make_dirs_inside(root: &Path, dir: &Path) -> Result<PathBuf, FileError> {
+    let relative = dir.strip_prefix(root).map_err(|_| FileError::Escapes)?;
+    let mut current = root.to_path_buf();
+    for component in relative.components() {
+        let Component::Normal(name) = component else {
+            return Err(FileError::Escapes);
+        };
+        let next = current.join(name);
+        match DirBuilder::new().mode(0o700).create(&next) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(err.into()),
+        }
+        // An existing entry may be a symlink: resolve it and stay inside.
+        current = resolve_inside(root, &next)?;
+        if !current.is_dir() {
+            return Err(io::Error::from(io::ErrorKind::NotADirectory).into());
+        }
+    }
+    Ok(current)
+}
+
+fn write_envelope(root: &Path, path: &Path, bytes: &[u8]) -> Result<bool, FileError> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(FileError::Escapes);
+    };
+    let dir = make_dirs_inside(root, parent)?;
+    let target = dir.join(name);
+    let created = fs::symlink_metadata(&target).is_err();
+    let temp = dir.join(format!(
+        ".{}.{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = (|| -> io::Result<()> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        // rename replaces a symlink at `target` itself, never what it points to.
+        fs::rename(&temp, &target)?;
+        File::open(&dir)?.sync_all()
+    })();
+    if let Err(err) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(err.into());
+    }
+    Ok(created)
+}
+
+fn delete_file(root: &Path, path: &Path) -> Result<(), FileError> {
+    let resolved = resolve_inside(root, path)?;
+    if resolved.is_dir() {
+        return Err(io::Error::from(io::ErrorKind::NotFound).into());
+    }
+    fs::remove_file(&resolved)?;
+    Ok(())
+}
+
+#[async_trait]
+impl SecretSource for FileKmsSource {
+    async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
+        if *version != VersionSelector::Current {
+            return Err(Error::Unsupported {
+                backend: BACKEND,
+                operation: format!("reading {version} (files keep only the current value)"),
+            });
+        }
+        let bytes = self
+            .blocking(id, |root, path| read_envelope(&root, &path))
+            .await?;
+        let value = self.envelope.open(BACKEND, id, bytes).await?;
+        tracing::debug!(backend = BACKEND, id = %id, "read secret");
+        Ok(Secret::new(id.clone(), BACKEND, value))
+    }
+}
+
+#[async_trait]
+impl SecretStore for FileKmsSource {
+    async fn put(&self, id: &SecretId, value: &SecretValue) -> Result<PutOutcome> {
+        let sealed = self.envelope.seal(BACKEND, id, value).await?;
+        let created = self
+            .blocking(id, move |root, path| write_envelope(&root, &path, &sealed))
+            .await?;
+        Ok(PutOutcome {
+            version_id: None,
+            created,
+        })
+    }
+
+    async fn delete(&self, id: &SecretId) -> Result<()> {
+        self.blocking(id, |root, path| delete_file(&root, &path))
+            .await
+    }
+}
+
+impl fmt::Debug for FileKmsSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileKmsSource")
+            .field("root", &self.root)
+            .field("envelope", &self.envelope)
+            .finish()
+    }
+}
+
+impl fmt::Display for FileKmsSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{BACKEND}({})", self.root.display())
+    }
+}
