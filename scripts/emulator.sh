@@ -6,16 +6,24 @@
 #                    (and only at it), and stops it again when the calling shell exits.
 
 MOTO_VERSION="5.2.5"
+# The official AWS Encryption SDK CLI, for interoperability tests of our envelopes.
+ESDK_CLI_VERSION="4.3.0"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 
 emulator_install() {
-    if [ -x "$VENV/bin/moto_server" ] && "$VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+    if [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/aws-encryption-cli" ] \
+        && "$VENV/bin/python" -c "
+import sys
+from importlib.metadata import version
+sys.exit(version('moto') != '$MOTO_VERSION' or version('aws-encryption-sdk-cli') != '$ESDK_CLI_VERSION')
+" 2>/dev/null; then
         return 0
     fi
-    echo "==> installing moto[server]==$MOTO_VERSION into .venv" >&2
+    echo "==> installing moto[server]==$MOTO_VERSION and aws-encryption-sdk-cli==$ESDK_CLI_VERSION into .venv" >&2
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+        "moto[server]==$MOTO_VERSION" "aws-encryption-sdk-cli==$ESDK_CLI_VERSION"
 }
 
 emulator_stop() {
@@ -60,4 +68,5 @@ emulator_start() {
     export AWS_REGION=us-east-1
     export AWS_DEFAULT_REGION=us-east-1
     export AWS_EC2_METADATA_DISABLED=true
+    export AWS_ENCRYPTION_CLI="$VENV/bin/aws-encryption-cli"
 }

@@ -72,3 +72,94 @@ pub fn secretsmanager_url() -> String {
         emulator_endpoint()
     )
 }
+
+/// A raw KMS client on the emulator.
+pub async fn raw_kms() -> aws_sdk_kms::Client {
+    aws_sdk_kms::Client::new(&sdk_config().await)
+}
+
+/// A raw S3 client on the emulator.
+pub async fn raw_s3() -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::new(&sdk_config().await)
+}
+
+/// A new symmetric KMS key on the emulator; its ARN.
+pub async fn kms_key() -> String {
+    raw_kms()
+        .await
+        .create_key()
+        .description("secret-loader test key")
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .arn
+        .unwrap()
+}
+
+/// A new alias (`alias/test-...`) for `key_arn`.
+pub async fn kms_alias(key_arn: &str) -> String {
+    let alias = format!("alias/{}", unique("test"));
+    raw_kms()
+        .await
+        .create_alias()
+        .alias_name(&alias)
+        .target_key_id(key_arn)
+        .send()
+        .await
+        .unwrap();
+    alias
+}
+
+/// A new bucket, with versioning on when asked.
+pub async fn bucket(versioned: bool) -> String {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let name = unique("sl").to_lowercase();
+    let s3 = raw_s3().await;
+    s3.create_bucket().bucket(&name).send().await.unwrap();
+    if versioned {
+        s3.put_bucket_versioning()
+            .bucket(&name)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    name
+}
+
+/// Envelopes under `key` (ARN or alias) on the emulator's KMS.
+pub async fn envelope(key: &str) -> std::sync::Arc<secret_loader::Envelope> {
+    let envelope = secret_loader::Envelope::kms(
+        raw_kms().await,
+        key,
+        secret_loader::AlgorithmSuite::Committing,
+    )
+    .await
+    .unwrap();
+    std::sync::Arc::new(envelope)
+}
+
+/// `s3+kms` over `bucket`/`prefix` with `key`.
+pub async fn s3_kms(bucket: &str, prefix: &str, key: &str) -> secret_loader::S3Source {
+    secret_loader::S3Source::envelope(raw_s3().await, bucket, prefix, envelope(key).await)
+}
+
+/// `file+kms` over `root` with `key`.
+pub async fn file_kms(root: &std::path::Path, key: &str) -> secret_loader::FileKmsSource {
+    secret_loader::FileKmsSource::new(root, envelope(key).await).unwrap()
+}
+
+/// The official AWS Encryption SDK CLI, installed by `scripts/test` beside the emulator.
+pub fn encryption_cli() -> std::path::PathBuf {
+    let path = std::env::var_os("AWS_ENCRYPTION_CLI")
+        .expect("AWS_ENCRYPTION_CLI is not set: run the tests with scripts/test");
+    let path = std::path::PathBuf::from(path);
+    assert!(path.exists(), "{} is missing", path.display());
+    path
+}

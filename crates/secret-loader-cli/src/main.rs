@@ -29,6 +29,9 @@ EXIT CODES:
   9  not supported by this backend or build";
 
 /// Put secrets into a backend and get them back.
+///
+/// Sources: secretsmanager://, s3+kms://BUCKET/PREFIX, s3+sse-kms://BUCKET/PREFIX,
+/// file+kms:///DIR (each with ?option=value; see the README).
 #[derive(Debug, Parser)]
 #[command(name = "secret-loader", version, after_help = EXIT_CODES)]
 struct Cli {
@@ -39,6 +42,11 @@ struct Cli {
     /// TOML configuration file (used when no source URL is given).
     #[arg(long, global = true, env = CONFIG_FILE_ENV, value_name = "FILE")]
     config: Option<PathBuf>,
+
+    /// KMS key (ARN, id or alias) for `s3+kms://`, `file+kms://` and `s3+sse-kms://`;
+    /// overrides the URL's `kms_key_id=`.
+    #[arg(long, global = true, env = "SECRET_LOADER_KMS_KEY", value_name = "KEY")]
+    kms_key: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -59,10 +67,10 @@ struct GetArgs {
     /// Print only this top-level field of a JSON value.
     #[arg(long, value_name = "KEY")]
     field: Option<String>,
-    /// Read the version with this staging label (e.g. AWSPREVIOUS).
+    /// Read the version with this staging label (e.g. AWSPREVIOUS; Secrets Manager only).
     #[arg(long, value_name = "LABEL", conflicts_with = "version_id")]
     version_stage: Option<String>,
-    /// Read this exact version.
+    /// Read this exact version (Secrets Manager version id, S3 object version id).
     #[arg(long, value_name = "ID")]
     version_id: Option<String>,
 }
@@ -80,7 +88,9 @@ struct PutArgs {
     binary: bool,
 }
 
-#[tokio::main(flavor = "current_thread")]
+// Multi-threaded: the AWS Encryption SDK runs its KMS calls with `block_in_place`, and on a
+// current-thread runtime it would start a thread and a runtime for each call instead.
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
@@ -112,11 +122,14 @@ fn init_logging() {
 }
 
 async fn run(cli: Cli) -> Result<(), Error> {
-    let config = match (&cli.source, &cli.config) {
+    let mut config = match (&cli.source, &cli.config) {
         (Some(url), _) => Config::from_url(url)?,
         (None, Some(path)) => Config::from_toml_file(path)?,
         (None, None) => Config::from_lookup(|_| None)?,
     };
+    if let Some(key) = cli.kms_key {
+        config.source.set_kms_key_id(key);
+    }
     match cli.command {
         Command::Get(args) => get(&config, args).await,
         Command::Put(args) => put(&config, args).await,

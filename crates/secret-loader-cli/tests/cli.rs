@@ -15,6 +15,7 @@ fn cli(args: &[&str], stdin: &[u8]) -> Output {
         .env_remove("SECRET_LOADER_SOURCE")
         .env_remove("SECRET_LOADER_CONFIG")
         .env_remove("SECRET_LOADER_LOG")
+        .env_remove("SECRET_LOADER_KMS_KEY")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -161,15 +161,15 @@ impl Envelope {
         let mut context = context(backend, id);
         let kind = if value.is_text() { "text" } else { "binary" };
         context.insert(CONTEXT_KIND.to_owned(), kind.to_owned());
-        let sealed = self
+        let request = self
             .esdk
             .encrypt()
             .plaintext(Blob::new(value.expose_bytes()))
             .keyring(keyring)
             .encryption_context(context)
-            .algorithm_suite_id(esdk_suite(self.suite))
-            .send()
-            .await
+            .algorithm_suite_id(esdk_suite(self.suite));
+        let sealed = off_caller_task(backend, id, request.send())
+            .await?
             .map_err(|err| {
                 let kind = match probe.and_then(|p| p.kind()) {
                     // A key that can't be used is not a decryption failure when writing.
@@ -215,14 +215,14 @@ impl Envelope {
             None => return Err(not_an_envelope(backend, id, "is empty, not an envelope")),
         }
         let (keyring, probe) = self.keyring(backend, id).await?;
-        let opened = self
+        let request = self
             .esdk
             .decrypt()
             .ciphertext(Blob::new(message))
             .keyring(keyring)
-            .encryption_context(context(backend, id))
-            .send()
-            .await
+            .encryption_context(context(backend, id));
+        let opened = off_caller_task(backend, id, request.send())
+            .await?
             .map_err(|err| {
                 let kind = probe
                     .and_then(|p| p.kind())
@@ -278,6 +278,25 @@ impl Envelope {
             }
         }
     }
+}
+
+/// Runs an Encryption SDK operation in a task of its own and waits for it.
+///
+/// The Encryption SDK is synchronous inside and makes its KMS calls with `block_in_place` +
+/// `Handle::block_on`. On the thread of a `Runtime::block_on` that inner `block_on` shares the
+/// thread's parker with the outer one and can swallow a wake-up meant for the caller's other
+/// futures (seen as a hang with a few concurrent reads in one task). A spawned task is alone on
+/// its thread when it blocks, so no wake-up is lost, and the caller's task is not blocked.
+async fn off_caller_task<T: Send + 'static>(
+    backend: &'static str,
+    id: &SecretId,
+    operation: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(operation).await.map_err(|join| Error::Other {
+        backend,
+        id: id.to_string(),
+        source: Some(Box::new(join)),
+    })
 }
 
 fn clients() -> Result<(EncryptionSdk, MaterialProviders)> {

@@ -1,0 +1,300 @@
+//! `file+kms` (EFS in Lambda, any directory here) with the emulator's KMS.
+
+mod behaviour;
+mod common;
+
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::process::Command;
+
+use secret_loader::{
+    ErrorKind, SecretId, SecretSource, SecretSourceExt, SecretStore, SecretValue, VersionSelector,
+};
+
+use common::{file_kms, kms_key, unique_id};
+use secret_loader::secrecy::ExposeSecret;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behaviour_suite_passes_on_file_kms() {
+    let root = tempfile::tempdir().unwrap();
+    let source = file_kms(root.path(), &kms_key().await).await;
+    let flags = behaviour::Flags {
+        staging_labels: false,
+        keeps_kind: true,
+    };
+    behaviour::run_all(&source, &source, flags).await;
+}
+
+/// Id `a/b/c` is the file `<root>/a/b/c`: 0600, in 0700 directories, an Encryption SDK
+/// message, with no temporary files left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layout_and_permissions() {
+    let root = tempfile::tempdir().unwrap();
+    let source = file_kms(root.path(), &kms_key().await).await;
+    let id = SecretId::new("team/app/db-password").unwrap();
+    source
+        .put(&id, &SecretValue::text("perm-canary"))
+        .await
+        .unwrap();
+    source
+        .put(&id, &SecretValue::text("perm-canary-2"))
+        .await
+        .unwrap();
+    let file = root.path().join("team/app/db-password");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(&root.path().join("team")), 0o700);
+    assert_eq!(mode(&root.path().join("team/app")), 0o700);
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(bytes[0], 2);
+    assert!(!bytes.windows(11).any(|w| w == b"perm-canary"));
+    let names: Vec<_> = std::fs::read_dir(root.path().join("team/app"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["db-password"], "temporary files left: {names:?}");
+    assert_eq!(
+        source.get_string(&id).await.unwrap().expose_secret(),
+        "perm-canary-2"
+    );
+    let err = source
+        .get(&id, &VersionSelector::Stage("AWSPREVIOUS".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+}
+
+/// A symlink inside the root that points outside it is refused for reads and writes, and
+/// nothing is written outside the root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symlinks_out_of_the_root_are_refused_and_nothing_is_written_outside() {
+    let key = kms_key().await;
+    let outside = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    // A perfectly good envelope outside the root, reachable only through the link.
+    let elsewhere = file_kms(outside.path(), &key).await;
+    elsewhere
+        .put(&SecretId::new("x").unwrap(), &SecretValue::text("outside"))
+        .await
+        .unwrap();
+    symlink(outside.path(), root.path().join("link")).unwrap();
+    symlink("/etc/passwd", root.path().join("passwd")).unwrap();
+    let source = file_kms(root.path(), &key).await;
+
+    for id in ["link/x", "passwd"] {
+        let err = source
+            .get_current(&SecretId::new(id).unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidId, "{id}: {err:?}");
+        assert!(err.to_string().contains("outside"), "{err}");
+    }
+    let before: Vec<_> = std::fs::read_dir(outside.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    for id in ["link/y", "link/new/z"] {
+        let err = source
+            .put(
+                &SecretId::new(id).unwrap(),
+                &SecretValue::text("must-not-land"),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidId, "{id}: {err:?}");
+    }
+    let after: Vec<_> = std::fs::read_dir(outside.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(before, after, "something was written outside the root");
+    // A put to the id of a symlinked file replaces the link inside the root, and never
+    // writes through it.
+    let passwd_before = std::fs::read("/etc/passwd").unwrap();
+    source
+        .put(
+            &SecretId::new("passwd").unwrap(),
+            &SecretValue::text("must-not-land"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read("/etc/passwd").unwrap(), passwd_before);
+    assert!(!root.path().join("passwd").is_symlink());
+    // Deleting through the link is refused too.
+    let err = source
+        .delete(&SecretId::new("link/x").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidId);
+    assert!(outside.path().join("x").exists());
+
+    // `../x` and `/etc/passwd` never become ids at all.
+    for bad in ["../x", "/etc/passwd", "a/../../x"] {
+        assert_eq!(SecretId::new(bad).unwrap_err().kind(), ErrorKind::InvalidId);
+    }
+}
+
+/// Interop: a file the official `aws-encryption-cli` encrypted with the documented context is
+/// read by our `get`, to the same bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_encrypted_by_aws_encryption_cli_are_readable() {
+    let key = kms_key().await;
+    let root = tempfile::tempdir().unwrap();
+    let id = unique_id("from-cli");
+    let plain_dir = tempfile::tempdir().unwrap();
+    let plain = plain_dir.path().join("plain");
+    let value = b"{\"token\":\"written-by-aws-encryption-cli\"}";
+    std::fs::write(&plain, value).unwrap();
+    let target = root.path().join(id.as_str());
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    let run = Command::new(common::encryption_cli())
+        .args(["--encrypt", "--input"])
+        .arg(&plain)
+        .arg("--output")
+        .arg(&target)
+        .args(["--wrapping-keys", &format!("key={key}")])
+        .args([
+            "--encryption-context",
+            &format!("secret-loader:id={id}"),
+            "secret-loader:backend=file+kms",
+        ])
+        .args([
+            "--commitment-policy",
+            "require-encrypt-require-decrypt",
+            "-S",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let source = file_kms(root.path(), &key).await;
+    let secret = source.get_current(&id).await.unwrap();
+    assert_eq!(secret.value().expose_bytes(), value);
+    assert_eq!(
+        source
+            .get_field(&id, "token")
+            .await
+            .unwrap()
+            .expose_secret(),
+        "written-by-aws-encryption-cli"
+    );
+    // The same file under another id is refused: the context names the id.
+    let moved = unique_id("moved");
+    std::fs::create_dir_all(root.path().join(moved.as_str()).parent().unwrap()).unwrap();
+    std::fs::copy(&target, root.path().join(moved.as_str())).unwrap();
+    let err = source.get_current(&moved).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DecryptionFailed, "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_files_give_typed_errors() {
+    let key = kms_key().await;
+    let root = tempfile::tempdir().unwrap();
+    let source = file_kms(root.path(), &key).await;
+    let good = SecretId::new("good").unwrap();
+    source
+        .put(&good, &SecretValue::text("file-canary"))
+        .await
+        .unwrap();
+    let sealed = std::fs::read(root.path().join("good")).unwrap();
+    let mut flipped = sealed.clone();
+    flipped[sealed.len() / 3] ^= 0x08;
+    let cases: Vec<(&str, Vec<u8>, ErrorKind)> = vec![
+        ("flipped", flipped, ErrorKind::DecryptionFailed),
+        (
+            "truncated",
+            sealed[..sealed.len() / 2].to_vec(),
+            ErrorKind::DecryptionFailed,
+        ),
+        ("empty", Vec::new(), ErrorKind::InvalidFormat),
+        ("plain", b"file-canary\n".to_vec(), ErrorKind::InvalidFormat),
+        ("copied", sealed.clone(), ErrorKind::DecryptionFailed),
+    ];
+    for (name, bytes, kind) in cases {
+        std::fs::write(root.path().join(name), bytes).unwrap();
+        let err = source
+            .get_current(&SecretId::new(name).unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), kind, "{name}: {err:?}");
+        assert!(!format!("{err:?} {}", err.display_chain()).contains("file-canary"));
+    }
+    // An envelope under another KMS key.
+    let other = file_kms(root.path(), &kms_key().await).await;
+    assert_eq!(
+        other.get_current(&good).await.unwrap_err().kind(),
+        ErrorKind::DecryptionFailed
+    );
+    // A directory where a file is expected, a file where a directory is expected.
+    std::fs::create_dir(root.path().join("dir")).unwrap();
+    for id in ["dir", "good/below"] {
+        let err = source
+            .get_current(&SecretId::new(id).unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{id}: {err:?}");
+    }
+    // A file too large to be a secret is refused unread.
+    std::fs::write(root.path().join("huge"), vec![2u8; 2 * 1024 * 1024]).unwrap();
+    let err = source
+        .get_current(&SecretId::new("huge").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidFormat, "{err:?}");
+    // The good one is untouched.
+    assert_eq!(
+        source.get_string(&good).await.unwrap().expose_secret(),
+        "file-canary"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_root_is_a_config_error() {
+    let gone = tempfile::tempdir().unwrap().path().join("not-there");
+    let envelope = common::envelope(&kms_key().await).await;
+    let err = secret_loader::FileKmsSource::new(&gone, envelope).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err:?}");
+}
+
+/// Many concurrent reads in one task (the shape of `get_many` and of a cache's prefetch).
+/// The Encryption SDK blocks inside to call KMS; run on the caller's thread, that blocking
+/// swallowed the wake-ups of the other reads, and the task stalled or hung (before the fix:
+/// rounds of 16 reads took tens of seconds, or forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_in_one_task_complete() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let root = tempfile::tempdir().unwrap();
+    let source = file_kms(root.path(), &kms_key().await).await;
+    let id = unique_id("herd");
+    source.put(&id, &SecretValue::text("herd")).await.unwrap();
+    // A lost wake-up also silences tokio's own timers in this task: watch from a thread.
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            for _ in 0..600 {
+                if done.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            eprintln!("20 rounds of 16 concurrent reads did not finish in 60 s: lost wake-up");
+            std::process::exit(101);
+        })
+    };
+    // Fewer than 30 futures: `join_all` then polls them all on each wake-up of the task.
+    for _ in 0..20 {
+        let reads = (0..16).map(|_| source.get_current(&id));
+        let all = futures_util::future::join_all(reads).await;
+        assert!(
+            all.iter()
+                .all(|r| r.as_ref().unwrap().value().expose_str() == Some("herd"))
+        );
+    }
+    done.store(true, Ordering::Relaxed);
+    watchdog.join().unwrap();
+}
