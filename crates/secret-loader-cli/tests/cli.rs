@@ -248,3 +248,93 @@ fn emulator_down_exits_with_the_transient_code() {
     let err = assert_failed(&out, 6, "\u{0}");
     assert!(err.contains("transient"), "{err}");
 }
+
+/// `put` seals into S3 and into a directory with `--kms-key`; `get --field` reads them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_and_get_through_s3_kms_and_file_kms() {
+    let endpoint = common::emulator_endpoint();
+    let key = common::kms_key().await;
+    let alias = common::kms_alias(&key).await;
+    let bucket = common::bucket(false).await;
+    let root = tempfile::tempdir().unwrap();
+    let value = br#"{"access_key":"AKIAENVELOPE","secret_key":"envelope/secret"}"#;
+    let sources = [
+        format!("s3+kms://{bucket}/cli?region=us-east-1&endpoint_url={endpoint}"),
+        format!("s3+sse-kms://{bucket}/sse?region=us-east-1&endpoint_url={endpoint}"),
+        format!(
+            "file+kms://{}?region=us-east-1&endpoint_url={endpoint}",
+            root.path().display()
+        ),
+    ];
+    for url in &sources {
+        let id = unique_id("cli-envelope");
+        let put = cli(
+            &["put", id.as_str(), "--source", url, "--kms-key", &alias],
+            value,
+        );
+        assert!(put.status.success(), "{url}: {}", stderr(&put));
+        let get = cli(
+            &[
+                "get",
+                id.as_str(),
+                "--field",
+                "secret_key",
+                "--source",
+                url,
+                "--kms-key",
+                &key,
+            ],
+            b"",
+        );
+        assert!(get.status.success(), "{url}: {}", stderr(&get));
+        assert_eq!(get.stdout, b"envelope/secret", "{url}");
+    }
+
+    // Without a key, envelopes can't be read: a config error naming the fix.
+    let id = unique_id("cli-nokey");
+    let err = assert_failed(
+        &cli(&["get", id.as_str(), "--source", &sources[0]], b""),
+        7,
+        "AKIAENVELOPE",
+    );
+    assert!(err.contains("needs a KMS key"), "{err}");
+
+    // A tampered file: exit 5, and no value on stderr.
+    let id = unique_id("cli-tamper");
+    assert!(
+        cli(
+            &[
+                "put",
+                id.as_str(),
+                "--source",
+                &sources[2],
+                "--kms-key",
+                &key
+            ],
+            value
+        )
+        .status
+        .success()
+    );
+    let path = root.path().join(id.as_str());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+    let err = assert_failed(
+        &cli(
+            &[
+                "get",
+                id.as_str(),
+                "--source",
+                &sources[2],
+                "--kms-key",
+                &key,
+            ],
+            b"",
+        ),
+        5,
+        "AKIAENVELOPE",
+    );
+    assert!(err.contains("could not be decrypted"), "{err}");
+}
