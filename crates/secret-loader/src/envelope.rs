@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use aws_esdk::material_providers::client::Client as MaterialProviders;
 use aws_esdk::material_providers::types::keyring::KeyringRef;
@@ -62,6 +63,8 @@ enum Keys {
     Kms {
         client: aws_sdk_kms::Client,
         key_arn: String,
+        /// Keyrings (each with the probe on its client) not in use; see [`Lease`].
+        idle: IdleKeyrings,
     },
     /// A local wrapping key (raw AES keyring), for tests and offline use.
     Local { keyring: KeyringRef, label: String },
@@ -91,7 +94,11 @@ impl Envelope {
         Ok(Self {
             esdk,
             materials,
-            keys: Keys::Kms { client, key_arn },
+            keys: Keys::Kms {
+                client,
+                key_arn,
+                idle: Arc::default(),
+            },
             suite,
         })
     }
@@ -157,27 +164,46 @@ impl Envelope {
         id: &SecretId,
         value: &SecretValue,
     ) -> Result<Vec<u8>> {
-        let (keyring, probe) = self.keyring(backend, id).await?;
-        let mut context = context(backend, id);
+        self.seal_with_context(backend, id, value, &[]).await
+    }
+
+    /// [`Envelope::seal`] with more encryption-context pairs (authenticated, not secret, stored
+    /// in the clear in the message header), which [`Envelope::open_with_context`] must be given
+    /// back.
+    ///
+    /// # Errors
+    /// As [`Envelope::seal`].
+    pub async fn seal_with_context(
+        &self,
+        backend: &'static str,
+        id: &SecretId,
+        value: &SecretValue,
+        extra: &[(&str, &str)],
+    ) -> Result<Vec<u8>> {
+        let lease = self.lease(backend, id).await?;
+        let mut context = context(backend, id, extra);
         let kind = if value.is_text() { "text" } else { "binary" };
         context.insert(CONTEXT_KIND.to_owned(), kind.to_owned());
         let request = self
             .esdk
             .encrypt()
             .plaintext(Blob::new(value.expose_bytes()))
-            .keyring(keyring)
+            .keyring(lease.keyring.clone())
             .encryption_context(context)
             .algorithm_suite_id(esdk_suite(self.suite));
-        let sealed = off_caller_task(backend, id, request.send())
-            .await?
-            .map_err(|err| {
-                let kind = match probe.and_then(|p| p.kind()) {
-                    // A key that can't be used is not a decryption failure when writing.
-                    Some(ErrorKind::DecryptionFailed) | None => ErrorKind::Other,
-                    Some(kind) => kind,
-                };
-                failure(kind, backend, id, "sealing failed", &err)
-            })?;
+        let (result, kms_kind) = off_caller_task(backend, id, async move {
+            let result = request.send().await;
+            (result, lease.kms_failure())
+        })
+        .await?;
+        let sealed = result.map_err(|err| {
+            let kind = match kms_kind {
+                // A key that can't be used is not a decryption failure when writing.
+                Some(ErrorKind::DecryptionFailed) | None => ErrorKind::Other,
+                Some(kind) => kind,
+            };
+            failure(kind, backend, id, "sealing failed", &err)
+        })?;
         sealed
             .ciphertext
             .map(Blob::into_inner)
@@ -201,6 +227,21 @@ impl Envelope {
         id: &SecretId,
         message: Vec<u8>,
     ) -> Result<SecretValue> {
+        self.open_with_context(backend, id, message, &[]).await
+    }
+
+    /// [`Envelope::open`] requiring more encryption-context pairs (those given to
+    /// [`Envelope::seal_with_context`]).
+    ///
+    /// # Errors
+    /// As [`Envelope::open`].
+    pub async fn open_with_context(
+        &self,
+        backend: &'static str,
+        id: &SecretId,
+        message: Vec<u8>,
+        extra: &[(&str, &str)],
+    ) -> Result<SecretValue> {
         // Version 1 and 2 messages start with their version byte; anything else was never
         // an envelope (a plain-text file, an empty object).
         match message.first() {
@@ -214,21 +255,22 @@ impl Envelope {
             }
             None => return Err(not_an_envelope(backend, id, "is empty, not an envelope")),
         }
-        let (keyring, probe) = self.keyring(backend, id).await?;
+        let lease = self.lease(backend, id).await?;
         let request = self
             .esdk
             .decrypt()
             .ciphertext(Blob::new(message))
-            .keyring(keyring)
-            .encryption_context(context(backend, id));
-        let opened = off_caller_task(backend, id, request.send())
-            .await?
-            .map_err(|err| {
-                let kind = probe
-                    .and_then(|p| p.kind())
-                    .unwrap_or(ErrorKind::DecryptionFailed);
-                failure(kind, backend, id, "opening failed", &err)
-            })?;
+            .keyring(lease.keyring.clone())
+            .encryption_context(context(backend, id, extra));
+        let (result, kms_kind) = off_caller_task(backend, id, async move {
+            let result = request.send().await;
+            (result, lease.kms_failure())
+        })
+        .await?;
+        let opened = result.map_err(|err| {
+            let kind = kms_kind.unwrap_or(ErrorKind::DecryptionFailed);
+            failure(kind, backend, id, "opening failed", &err)
+        })?;
         let plaintext = opened.plaintext.map(Blob::into_inner).unwrap_or_default();
         let kind = opened
             .encryption_context
@@ -253,14 +295,28 @@ impl Envelope {
         }
     }
 
-    async fn keyring(
-        &self,
-        backend: &'static str,
-        id: &SecretId,
-    ) -> Result<(KeyringRef, Option<FailureProbe>)> {
-        match &self.keys {
-            Keys::Local { keyring, .. } => Ok((keyring.clone(), None)),
-            Keys::Kms { client, key_arn } => {
+    /// A keyring for one operation. KMS keyrings are reused (building one, with the client
+    /// its probe sits on, costs more than the AES work of a small envelope), but each is used
+    /// by one operation at a time, so its probe reports that operation's KMS failures only.
+    async fn lease(&self, backend: &'static str, id: &SecretId) -> Result<Lease> {
+        let (client, key_arn, idle) = match &self.keys {
+            Keys::Local { keyring, .. } => {
+                return Ok(Lease {
+                    keyring: keyring.clone(),
+                    probe: None,
+                    idle: None,
+                });
+            }
+            Keys::Kms {
+                client,
+                key_arn,
+                idle,
+            } => (client, key_arn, idle),
+        };
+        let reused = idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let (keyring, probe) = match reused {
+            Some(pair) => pair,
+            None => {
                 let probe = FailureProbe::default();
                 let keyring = self
                     .materials
@@ -274,7 +330,44 @@ impl Envelope {
                         id: id.to_string(),
                         source: Some(format!("KMS keyring: {}", detail(&err)).into()),
                     })?;
-                Ok((keyring, Some(probe)))
+                (keyring, probe)
+            }
+        };
+        probe.reset();
+        Ok(Lease {
+            keyring,
+            probe: Some(probe),
+            idle: Some(idle.clone()),
+        })
+    }
+}
+
+/// KMS keyrings (each with the probe on its client) not in use.
+type IdleKeyrings = Arc<Mutex<Vec<(KeyringRef, FailureProbe)>>>;
+
+/// Most idle KMS keyrings kept for reuse (about the concurrency of one process).
+const MAX_IDLE_KEYRINGS: usize = 32;
+
+/// A keyring in use by one operation; back to the idle list when dropped.
+struct Lease {
+    keyring: KeyringRef,
+    probe: Option<FailureProbe>,
+    idle: Option<IdleKeyrings>,
+}
+
+impl Lease {
+    /// How this operation's KMS calls failed, if they did.
+    fn kms_failure(&self) -> Option<ErrorKind> {
+        self.probe.as_ref().and_then(FailureProbe::kind)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let (Some(idle), Some(probe)) = (&self.idle, self.probe.take()) {
+            let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < MAX_IDLE_KEYRINGS {
+                idle.push((self.keyring.clone(), probe));
             }
         }
     }
@@ -318,12 +411,22 @@ fn clients() -> Result<(EncryptionSdk, MaterialProviders)> {
     Ok((esdk, materials))
 }
 
-/// The encryption context every envelope of `id` in `backend` must carry.
-fn context(backend: &'static str, id: &SecretId) -> HashMap<String, String> {
-    HashMap::from([
+/// The encryption context every envelope of `id` in `backend` must carry, plus `extra`.
+fn context(
+    backend: &'static str,
+    id: &SecretId,
+    extra: &[(&str, &str)],
+) -> HashMap<String, String> {
+    let mut context = HashMap::from([
         (CONTEXT_ID.to_owned(), id.to_string()),
         (CONTEXT_BACKEND.to_owned(), backend.to_owned()),
-    ])
+    ]);
+    context.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    context
 }
 
 fn not_an_envelope(backend: &'static str, id: &SecretId, reason: &str) -> Error {

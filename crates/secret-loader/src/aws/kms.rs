@@ -83,6 +83,11 @@ impl FailureProbe {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Forgets what was recorded, before the next operation.
+    pub(crate) fn reset(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// A copy of `client` that reports its failures to this probe.
     pub(crate) fn client(&self, client: &Client) -> Client {
         let config = client
