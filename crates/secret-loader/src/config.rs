@@ -21,6 +21,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use crate::cache::{CurrentVersion, MemoryCache, MemoryOptions, TmpOptions};
 use crate::error::{Error, Result};
 use crate::source::{SecretSource, SecretStore};
 
@@ -282,6 +283,15 @@ impl SourceConfig {
         }
     }
 
+    /// The AWS options of the source.
+    pub fn aws(&self) -> &AwsOptions {
+        match self {
+            Self::SecretsManager(c) => &c.aws,
+            Self::S3Kms(c) | Self::S3SseKms(c) => &c.aws,
+            Self::FileKms(c) => &c.aws,
+        }
+    }
+
     /// The KMS key option, where the scheme has one.
     pub fn kms_key_id(&self) -> Option<&str> {
         match self {
@@ -329,14 +339,27 @@ impl SourceConfig {
         }
     }
 
-    /// Builds the configured source.
+    /// Builds the configured source (without cache layers: see [`Config::build`]).
     ///
     /// # Errors
     /// As [`SourceConfig::build_store`].
     pub async fn build(&self) -> Result<Arc<dyn SecretSource>> {
-        // Every backend so far is also a store; cache layers will wrap the source here.
+        Ok(self.build_parts().await?.0)
+    }
+
+    /// The source, and the same source as a cheap version checker where it is one.
+    async fn build_parts(
+        &self,
+    ) -> Result<(Arc<dyn SecretSource>, Option<Arc<dyn CurrentVersion>>)> {
+        #[cfg(feature = "secretsmanager")]
+        if let Self::SecretsManager(config) = self {
+            let source = Arc::new(
+                crate::aws::secretsmanager::SecretsManagerSource::from_config(config).await?,
+            );
+            return Ok((source.clone(), Some(source)));
+        }
         let store = self.build_store().await?;
-        Ok(store as Arc<dyn SecretSource>)
+        Ok((store as Arc<dyn SecretSource>, None))
     }
 }
 
@@ -356,15 +379,22 @@ fn compiled_out(scheme: Scheme) -> Error {
 impl FromStr for SourceConfig {
     type Err = Error;
 
-    /// Parses a source URL such as `secretsmanager://?region=eu-west-1`.
+    /// Parses a source URL such as `secretsmanager://?region=eu-west-1` (without cache
+    /// options: those make a [`Config`]).
     fn from_str(text: &str) -> Result<Self> {
-        let url = Url::parse(text.trim()).map_err(|err| {
-            Error::invalid_config(format!(
-                "source `{text}` is not a URL ({err}); expected e.g. `secretsmanager://`"
-            ))
-        })?;
+        let config = Config::from_url(text)?;
+        if config.memory.is_some() || config.tmp.is_some() {
+            return Err(Error::invalid_config(
+                "cache options (memory_*, tmp_*) configure a Config, not a SourceConfig",
+            ));
+        }
+        Ok(config.source)
+    }
+}
+
+impl SourceConfig {
+    fn from_url_parts(text: &str, url: &Url, mut query: Query) -> Result<Self> {
         let scheme: Scheme = url.scheme().parse()?;
-        let mut query = Query::parse(&url)?;
         let config = match scheme {
             Scheme::SecretsManager => {
                 if url.host_str().is_some_and(|h| !h.is_empty()) || !matches!(url.path(), "" | "/")
@@ -376,7 +406,7 @@ impl FromStr for SourceConfig {
                 }
                 let aws = AwsOptions::from_query(&mut query)?;
                 let kms_key_id = query.take("kms_key_id");
-                query.finish(scheme, &[AWS_KEYS, &["kms_key_id"]])?;
+                query.finish(scheme, &[AWS_KEYS, &["kms_key_id"], CACHE_KEYS])?;
                 Self::SecretsManager(SecretsManagerConfig { aws, kms_key_id })
             }
             Scheme::S3Kms | Scheme::S3SseKms => {
@@ -404,13 +434,16 @@ impl FromStr for SourceConfig {
                     )?;
                     suite.unwrap_or_default()
                 } else {
-                    query.finish(scheme, &[AWS_KEYS, &["kms_key_id", "force_path_style"]])?;
+                    query.finish(
+                        scheme,
+                        &[AWS_KEYS, &["kms_key_id", "force_path_style"], CACHE_KEYS],
+                    )?;
                     AlgorithmSuite::default()
                 };
                 let config = S3Config {
                     aws,
                     bucket: bucket.to_owned(),
-                    prefix: decode_path(&url)?.trim_matches('/').to_owned(),
+                    prefix: decode_path(url)?.trim_matches('/').to_owned(),
                     kms_key_id,
                     suite,
                     force_path_style,
@@ -422,7 +455,7 @@ impl FromStr for SourceConfig {
                 }
             }
             Scheme::FileKms => {
-                let root = decode_path(&url)?;
+                let root = decode_path(url)?;
                 if url.host_str().is_some_and(|h| !h.is_empty())
                     || !root.starts_with('/')
                     || root == "/"
@@ -435,7 +468,7 @@ impl FromStr for SourceConfig {
                 let aws = AwsOptions::from_query(&mut query)?;
                 let kms_key_id = query.take("kms_key_id");
                 let suite = query.take("suite").map(|s| s.parse()).transpose()?;
-                query.finish(scheme, &[AWS_KEYS, &["kms_key_id", "suite"]])?;
+                query.finish(scheme, &[AWS_KEYS, &["kms_key_id", "suite"], CACHE_KEYS])?;
                 Self::FileKms(FileConfig {
                     aws,
                     root: PathBuf::from(root),
@@ -448,33 +481,186 @@ impl FromStr for SourceConfig {
     }
 }
 
-/// The whole configuration: the source (and, as they land, the cache layers over it).
+/// The whole configuration: the source and the cache layers over it.
+///
+/// Layers stack outermost first: `memory → tmp → source`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
     /// The backend to read from.
     pub source: SourceConfig,
+    /// The in-process cache, when configured (`memory_ttl=` or a `[memory]` table).
+    pub memory: Option<MemoryOptions>,
+    /// The `/tmp` cache, when configured (`tmp_ttl=` or a `[tmp]` table).
+    pub tmp: Option<TmpOptions>,
 }
+
+/// Cache options any source URL takes.
+const CACHE_KEYS: &[&str] = &[
+    "memory_ttl",
+    "memory_max_entries",
+    "memory_stale_for",
+    "memory_version_check",
+    "tmp_ttl",
+    "tmp_dir",
+    "tmp_plaintext",
+    "tmp_kms_key_id",
+];
 
 /// The TOML file's shape.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     source: String,
+    memory: Option<MemoryTable>,
+    tmp: Option<TmpTable>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemoryTable {
+    ttl: String,
+    max_entries: Option<usize>,
+    stale_for: Option<String>,
+    version_check: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TmpTable {
+    ttl: String,
+    dir: Option<PathBuf>,
+    plaintext: Option<bool>,
+    kms_key_id: Option<String>,
+}
+
+impl MemoryTable {
+    fn options(self) -> Result<MemoryOptions> {
+        let mut options = MemoryOptions::new(parse_duration("memory.ttl", &self.ttl)?);
+        if let Some(max) = self.max_entries {
+            options.max_entries = positive("memory.max_entries", max)?;
+        }
+        if let Some(stale) = self.stale_for {
+            options.stale_for = parse_duration_or_zero("memory.stale_for", &stale)?;
+        }
+        options.version_check = self.version_check.unwrap_or(false);
+        Ok(options)
+    }
+}
+
+impl TmpTable {
+    fn options(self) -> Result<TmpOptions> {
+        let mut options = TmpOptions::new(parse_duration("tmp.ttl", &self.ttl)?);
+        if let Some(dir) = self.dir {
+            options.dir = dir;
+        }
+        options.plaintext = self.plaintext.unwrap_or(false);
+        options.kms_key_id = self.kms_key_id;
+        Ok(options)
+    }
+}
+
+fn positive(key: &str, n: usize) -> Result<usize> {
+    if n == 0 {
+        return Err(Error::invalid_config(format!("{key} must be at least 1")));
+    }
+    Ok(n)
+}
+
+fn parse_bool(key: &str, text: &str) -> Result<bool> {
+    match text {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Error::invalid_config(format!(
+            "{key} `{text}` is not true or false"
+        ))),
+    }
+}
+
+fn parse_duration_or_zero(key: &str, text: &str) -> Result<Duration> {
+    if matches!(text, "0" | "0s") {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(key, text)
+}
+
+/// The cache options in a URL query, taken out of it.
+fn cache_from_query(query: &mut Query) -> Result<(Option<MemoryOptions>, Option<TmpOptions>)> {
+    let memory = match query.take("memory_ttl") {
+        Some(ttl) => {
+            let mut options = MemoryOptions::new(parse_duration("memory_ttl", &ttl)?);
+            if let Some(max) = query.take("memory_max_entries") {
+                let n = max.parse().map_err(|_| {
+                    Error::invalid_config(format!("memory_max_entries `{max}` is not a number"))
+                })?;
+                options.max_entries = positive("memory_max_entries", n)?;
+            }
+            if let Some(stale) = query.take("memory_stale_for") {
+                options.stale_for = parse_duration_or_zero("memory_stale_for", &stale)?;
+            }
+            if let Some(check) = query.take("memory_version_check") {
+                options.version_check = parse_bool("memory_version_check", &check)?;
+            }
+            Some(options)
+        }
+        None => None,
+    };
+    let tmp = match query.take("tmp_ttl") {
+        Some(ttl) => {
+            let mut options = TmpOptions::new(parse_duration("tmp_ttl", &ttl)?);
+            if let Some(dir) = query.take("tmp_dir") {
+                options.dir = PathBuf::from(dir);
+            }
+            if let Some(plain) = query.take("tmp_plaintext") {
+                options.plaintext = parse_bool("tmp_plaintext", &plain)?;
+            }
+            options.kms_key_id = query.take("tmp_kms_key_id");
+            Some(options)
+        }
+        None => None,
+    };
+    for (key, layer, on) in [
+        ("memory_", "memory_ttl", memory.is_some()),
+        ("tmp_", "tmp_ttl", tmp.is_some()),
+    ] {
+        if let Some(stray) = query.keys().find(|k| k.starts_with(key)).filter(|_| !on) {
+            return Err(Error::invalid_config(format!(
+                "`{stray}` needs `{layer}`, which turns that cache on"
+            )));
+        }
+    }
+    Ok((memory, tmp))
 }
 
 impl Config {
-    /// A configuration reading from `source`.
+    /// A configuration reading from `source`, without caches.
     pub fn new(source: SourceConfig) -> Self {
-        Self { source }
+        Self {
+            source,
+            memory: None,
+            tmp: None,
+        }
     }
 
-    /// A configuration from a source URL.
+    /// A configuration from a source URL, cache options included
+    /// (`s3+kms://bucket/app?kms_key_id=alias/app&memory_ttl=5m&tmp_ttl=1h`).
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] listing what is valid.
-    pub fn from_url(url: &str) -> Result<Self> {
-        Ok(Self::new(url.parse()?))
+    pub fn from_url(text: &str) -> Result<Self> {
+        let url = Url::parse(text.trim()).map_err(|err| {
+            Error::invalid_config(format!(
+                "source `{text}` is not a URL ({err}); expected e.g. `secretsmanager://`"
+            ))
+        })?;
+        let mut query = Query::parse(&url)?;
+        let (memory, tmp) = cache_from_query(&mut query)?;
+        let source = SourceConfig::from_url_parts(text, &url, query)?;
+        Ok(Self {
+            source,
+            memory,
+            tmp,
+        })
     }
 
     /// A configuration from TOML text:
@@ -489,7 +675,24 @@ impl Config {
     pub fn from_toml_str(text: &str) -> Result<Self> {
         let file: ConfigFile = toml::from_str(text)
             .map_err(|err| Error::invalid_config(format!("TOML: {}", err.message())))?;
-        Self::from_url(&file.source)
+        let mut config = Self::from_url(&file.source)?;
+        if let Some(table) = file.memory {
+            if config.memory.is_some() {
+                return Err(Error::invalid_config(
+                    "the memory cache is configured twice: in the source URL and in [memory]",
+                ));
+            }
+            config.memory = Some(table.options()?);
+        }
+        if let Some(table) = file.tmp {
+            if config.tmp.is_some() {
+                return Err(Error::invalid_config(
+                    "the tmp cache is configured twice: in the source URL and in [tmp]",
+                ));
+            }
+            config.tmp = Some(table.options()?);
+        }
+        Ok(config)
     }
 
     /// A configuration from a TOML file; see [`Config::from_toml_str`].
@@ -501,8 +704,12 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|err| {
             Error::invalid_config(format!("cannot read {}: {err}", path.display()))
         })?;
-        Self::from_toml_str(&text)
-            .map_err(|err| Error::invalid_config(format!("{}: {err}", path.display())))
+        Self::from_toml_str(&text).map_err(|err| match err {
+            Error::InvalidConfig { message } => {
+                Error::invalid_config(format!("{}: {message}", path.display()))
+            }
+            other => other,
+        })
     }
 
     /// The configuration from the environment: the URL in `SECRET_LOADER_SOURCE`, else the
@@ -533,12 +740,74 @@ impl Config {
         )))
     }
 
-    /// Builds the configured source; see [`SourceConfig::build`].
+    /// Builds the configured source with its cache layers: `memory → tmp → source`.
     ///
     /// # Errors
-    /// As [`SourceConfig::build`].
+    /// As [`SourceConfig::build`]; [`Error::InvalidConfig`] for an encrypted tmp cache without
+    /// a KMS key, an unsafe tmp directory, or a version check over a source without versions.
     pub async fn build(&self) -> Result<Arc<dyn SecretSource>> {
-        self.source.build().await
+        let (mut source, versions) = self.source.build_parts().await?;
+        if let Some(options) = &self.tmp {
+            source = self.build_tmp(source, options).await?;
+        }
+        if let Some(options) = &self.memory {
+            let mut cache = MemoryCache::new(source, options.clone());
+            if options.version_check {
+                let versions = versions.ok_or_else(|| {
+                    Error::invalid_config(format!(
+                        "memory_version_check needs a source with versions; {}:// has none",
+                        self.source.scheme()
+                    ))
+                })?;
+                cache = cache.with_version_check(versions);
+            }
+            source = Arc::new(cache);
+        }
+        Ok(source)
+    }
+
+    #[cfg(feature = "kms")]
+    async fn build_tmp(
+        &self,
+        source: Arc<dyn SecretSource>,
+        options: &TmpOptions,
+    ) -> Result<Arc<dyn SecretSource>> {
+        use crate::cache::{TmpAtRest, TmpCache};
+        let at_rest = if options.plaintext {
+            TmpAtRest::Plaintext
+        } else {
+            let key = options
+                .kms_key_id
+                .as_deref()
+                .or(self.source.kms_key_id())
+                .ok_or_else(|| {
+                    Error::invalid_config(
+                        "the tmp cache encrypts entries: give `tmp_kms_key_id=` (or the source's \
+                         `kms_key_id=`), or opt in to `tmp_plaintext=true`",
+                    )
+                })?;
+            let sdk = crate::aws::load_sdk_config(self.source.aws()).await?;
+            let envelope = crate::envelope::Envelope::kms(
+                aws_sdk_kms::Client::new(&sdk),
+                key,
+                AlgorithmSuite::default(),
+            )
+            .await?;
+            TmpAtRest::Encrypted(Arc::new(envelope))
+        };
+        Ok(Arc::new(TmpCache::new(source, options, at_rest)?))
+    }
+
+    #[cfg(not(feature = "kms"))]
+    async fn build_tmp(
+        &self,
+        _source: Arc<dyn SecretSource>,
+        _options: &TmpOptions,
+    ) -> Result<Arc<dyn SecretSource>> {
+        Err(Error::Unsupported {
+            backend: "tmp-cache",
+            operation: "this build (cargo feature `kms` is off)".into(),
+        })
     }
 
     /// Builds the configured store; see [`SourceConfig::build_store`].
@@ -566,6 +835,10 @@ impl Query {
 
     fn take(&mut self, key: &str) -> Option<String> {
         self.0.remove(key)
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.keys()
     }
 
     fn finish(self, scheme: Scheme, valid: &[&[&str]]) -> Result<()> {

@@ -30,6 +30,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod cache;
 pub mod config;
 #[cfg(feature = "kms")]
 pub mod envelope;

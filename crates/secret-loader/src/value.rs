@@ -108,9 +108,13 @@ impl fmt::Display for VersionSelector {
 
 /// A secret as read from a backend: its value and where it came from.
 ///
-/// The value is redacted in `Debug`; the metadata (backend, id, version) is shown.
+/// The value is redacted in `Debug`; the metadata (backend, id, version) is shown. Cloning
+/// is one reference-count increment, so caches hand out copies for free.
 #[derive(Clone)]
-pub struct Secret {
+pub struct Secret(Arc<SecretInner>);
+
+#[derive(Clone)]
+struct SecretInner {
     id: SecretId,
     backend: &'static str,
     value: SecretValue,
@@ -121,55 +125,55 @@ pub struct Secret {
 impl Secret {
     /// A secret read by `backend` under `id`.
     pub fn new(id: SecretId, backend: &'static str, value: SecretValue) -> Self {
-        Self {
+        Self(Arc::new(SecretInner {
             id,
             backend,
             value,
             version_id: None,
             version_stages: Vec::new(),
-        }
+        }))
     }
 
     /// Sets the version id reported by the backend.
     pub fn with_version_id(mut self, version_id: Option<String>) -> Self {
-        self.version_id = version_id;
+        Arc::make_mut(&mut self.0).version_id = version_id;
         self
     }
 
     /// Sets the staging labels reported by the backend.
     pub fn with_version_stages(mut self, stages: Vec<String>) -> Self {
-        self.version_stages = stages;
+        Arc::make_mut(&mut self.0).version_stages = stages;
         self
     }
 
     /// The id it was requested under.
     pub fn id(&self) -> &SecretId {
-        &self.id
+        &self.0.id
     }
 
     /// The backend that produced it (`secretsmanager`, ...).
     pub fn backend(&self) -> &'static str {
-        self.backend
+        self.0.backend
     }
 
     /// The value.
     pub fn value(&self) -> &SecretValue {
-        &self.value
+        &self.0.value
     }
 
     /// Consumes the secret, returning its value.
     pub fn into_value(self) -> SecretValue {
-        self.value
+        self.0.value.clone()
     }
 
     /// The version id, when the backend versions secrets.
     pub fn version_id(&self) -> Option<&str> {
-        self.version_id.as_deref()
+        self.0.version_id.as_deref()
     }
 
     /// The staging labels of this version (Secrets Manager), e.g. `["AWSCURRENT"]`.
     pub fn version_stages(&self) -> &[String] {
-        &self.version_stages
+        &self.0.version_stages
     }
 
     /// The value as text.
@@ -177,7 +181,8 @@ impl Secret {
     /// # Errors
     /// [`Error::InvalidFormat`] when the value is binary and not UTF-8.
     pub fn expose_str(&self) -> Result<&str> {
-        self.value
+        self.0
+            .value
             .expose_str()
             .ok_or_else(|| self.invalid_format("is binary and not UTF-8"))
     }
@@ -199,7 +204,7 @@ impl Secret {
     /// [`Error::InvalidFormat`] when the value is not JSON or not of `T`'s shape. The message
     /// gives the position and class of the problem, never the value.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(self.value.expose_bytes()).map_err(|err| {
+        serde_json::from_slice(self.0.value.expose_bytes()).map_err(|err| {
             // serde_json's message can quote the offending input ("invalid type: string
             // \"hunter2\""); keep only what cannot contain the value.
             let class = match err.classify() {
@@ -232,8 +237,8 @@ impl Secret {
 
     fn invalid_format(&self, reason: impl Into<String>) -> Error {
         Error::InvalidFormat {
-            backend: self.backend,
-            id: self.id.to_string(),
+            backend: self.0.backend,
+            id: self.0.id.to_string(),
             reason: reason.into(),
         }
     }
@@ -242,11 +247,11 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Secret")
-            .field("id", &self.id)
-            .field("backend", &self.backend)
-            .field("value", &self.value)
-            .field("version_id", &self.version_id)
-            .field("version_stages", &self.version_stages)
+            .field("id", &self.0.id)
+            .field("backend", &self.0.backend)
+            .field("value", &self.0.value)
+            .field("version_id", &self.0.version_id)
+            .field("version_stages", &self.0.version_stages)
             .finish()
     }
 }

@@ -268,6 +268,26 @@ impl SecretSource for SecretsManagerSource {
     }
 }
 
+/// One `DescribeSecret`: the version carrying `AWSCURRENT`. The memory cache's version check.
+#[async_trait]
+impl crate::cache::CurrentVersion for SecretsManagerSource {
+    async fn current_version(&self, id: &SecretId) -> Result<Option<String>> {
+        let output = self
+            .client
+            .describe_secret()
+            .secret_id(id.as_str())
+            .send()
+            .await
+            .map_err(|err| classify(err, id.as_str()))?;
+        Ok(output.version_ids_to_stages.and_then(|versions| {
+            versions
+                .into_iter()
+                .find(|(_, stages)| stages.iter().any(|s| s == crate::STAGE_CURRENT))
+                .map(|(version, _)| version)
+        }))
+    }
+}
+
 #[async_trait]
 impl SecretStore for SecretsManagerSource {
     async fn put(&self, id: &SecretId, value: &SecretValue) -> Result<PutOutcome> {

@@ -1,0 +1,347 @@
+//! The in-process cache layer.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::cache::{CurrentVersion, Key, KeyRef};
+use crate::error::Result;
+use crate::id::SecretId;
+use crate::source::SecretSource;
+use crate::value::{Secret, VersionSelector};
+
+/// Options of a [`MemoryCache`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryOptions {
+    /// How long an entry is served without asking the backend (`memory_ttl=`). Any duration.
+    pub ttl: Duration,
+    /// Most entries kept (`memory_max_entries=`, default 1000); beyond it the least useful
+    /// are evicted (S3-FIFO, from `quick_cache`).
+    pub max_entries: usize,
+    /// How long past its TTL an entry may still be served when the refresh fails with a
+    /// retryable error (`memory_stale_for=`, default 0: never). Permanent errors (not found,
+    /// access denied) are never masked.
+    pub stale_for: Duration,
+    /// On expiry, ask the backend for the current version id first and keep the entry when it
+    /// is unchanged (`memory_version_check=true`; Secrets Manager: one `DescribeSecret`
+    /// instead of a `GetSecretValue`). Off by default; see the README for the trade.
+    pub version_check: bool,
+}
+
+impl MemoryOptions {
+    /// Options with this TTL and the defaults for the rest.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            max_entries: 1000,
+            stale_for: Duration::ZERO,
+            version_check: false,
+        }
+    }
+}
+
+/// What a [`MemoryCache`] has done, counted in every build.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryStats {
+    /// Answered from a fresh entry.
+    pub hits: u64,
+    /// No usable entry: the backend was asked.
+    pub misses: u64,
+    /// An expired entry was refreshed from the backend.
+    pub refreshes: u64,
+    /// An expired entry was kept after a version check found it current.
+    pub renewed: u64,
+    /// Waited for another caller's backend call for the same key, and shared its result.
+    pub coalesced: u64,
+    /// Served an expired entry because the refresh failed with a retryable error.
+    pub stale_served: u64,
+    /// Backend calls that failed (and were not masked by a stale entry).
+    pub errors: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    refreshes: AtomicU64,
+    renewed: AtomicU64,
+    coalesced: AtomicU64,
+    stale_served: AtomicU64,
+    errors: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+struct Entry {
+    secret: Secret,
+    fetched_at: Instant,
+}
+
+/// An in-process cache over any [`SecretSource`]: TTL, bounded size, single-flight
+/// (concurrent misses on one key make one backend call), bounded stale-on-error, forced
+/// refresh, invalidation, prefetch, and optionally a cheap version check on expiry.
+///
+/// Keyed by id and version selector. A hit is a hash lookup and a reference-count increment.
+pub struct MemoryCache {
+    inner: Arc<dyn SecretSource>,
+    options: MemoryOptions,
+    entries: quick_cache::sync::Cache<Key, Arc<Entry>>,
+    /// One lock per key with a backend call in flight: the single-flight.
+    in_flight: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
+    versions: Option<Arc<dyn CurrentVersion>>,
+    counters: Counters,
+}
+
+impl MemoryCache {
+    /// A cache over `inner`.
+    pub fn new(inner: Arc<dyn SecretSource>, options: MemoryOptions) -> Self {
+        Self {
+            inner,
+            entries: quick_cache::sync::Cache::new(options.max_entries.max(1)),
+            options,
+            in_flight: Mutex::default(),
+            versions: None,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Enables the version check on expiry with `versions` (e.g. the Secrets Manager source
+    /// under this cache), when [`MemoryOptions::version_check`] is on.
+    pub fn with_version_check(mut self, versions: Arc<dyn CurrentVersion>) -> Self {
+        self.versions = Some(versions);
+        self
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> MemoryStats {
+        let c = &self.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        MemoryStats {
+            hits: load(&c.hits),
+            misses: load(&c.misses),
+            refreshes: load(&c.refreshes),
+            renewed: load(&c.renewed),
+            coalesced: load(&c.coalesced),
+            stale_served: load(&c.stale_served),
+            errors: load(&c.errors),
+        }
+    }
+
+    /// How many entries the cache holds (fresh or not).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when the cache holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Reads from the backend now, whatever the cache holds, and caches the result.
+    ///
+    /// # Errors
+    /// The backend's error (never masked by a stale entry).
+    pub async fn refresh(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
+        let key = Key::new(id, version);
+        let _flight = self.flight(&key).await;
+        bump(&self.counters.refreshes);
+        let result = self.inner.get(id, version).await;
+        self.store(key, result)
+    }
+
+    /// Drops the cached entry of `id` at `version`.
+    pub fn invalidate(&self, id: &SecretId, version: &VersionSelector) {
+        self.entries.remove(&KeyRef::new(id, version));
+    }
+
+    /// Drops every cached entry.
+    pub fn invalidate_all(&self) {
+        self.entries.clear();
+    }
+
+    /// Reads the current version of `ids` into the cache, concurrently (one batch call where
+    /// the backend has one), and returns what failed per id.
+    pub async fn prefetch(&self, ids: &[SecretId]) -> Vec<Result<()>> {
+        let results = self.inner.get_many(ids).await;
+        ids.iter()
+            .zip(results)
+            .map(|(id, result)| {
+                self.store(Key::new(id, &VersionSelector::Current), result)
+                    .map(drop)
+            })
+            .collect()
+    }
+
+    fn fresh(&self, entry: &Entry, now: Instant) -> bool {
+        now.saturating_duration_since(entry.fetched_at) < self.options.ttl
+    }
+
+    fn servable_stale(&self, entry: &Entry, now: Instant) -> bool {
+        now.saturating_duration_since(entry.fetched_at) < self.options.ttl + self.options.stale_for
+    }
+
+    /// Waits for any backend call in flight for `key`, then holds the key's flight lock.
+    async fn flight(&self, key: &Key) -> Flight<'_> {
+        let lock = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            in_flight.entry(key.clone()).or_default().clone()
+        };
+        let guard = lock.clone().lock_owned().await;
+        Flight {
+            cache: self,
+            key: key.clone(),
+            lock,
+            _guard: guard,
+        }
+    }
+
+    fn store(&self, key: Key, result: Result<Secret>) -> Result<Secret> {
+        match result {
+            Ok(secret) => {
+                let entry = Entry {
+                    secret: secret.clone(),
+                    fetched_at: Instant::now(),
+                };
+                self.entries.insert(key, Arc::new(entry));
+                Ok(secret)
+            }
+            Err(err) => {
+                bump(&self.counters.errors);
+                if err.kind() == crate::ErrorKind::NotFound {
+                    self.entries.remove(&key);
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// The slow path: no fresh entry. One caller per key asks the backend; the others wait
+    /// and take its result from the cache.
+    async fn load(&self, id: &SecretId, version: &VersionSelector, key: Key) -> Result<Secret> {
+        let _flight = self.flight(&key).await;
+        let now = Instant::now();
+        let previous = self.entries.get(&key);
+        if let Some(entry) = previous.as_ref().filter(|e| self.fresh(e, now)) {
+            bump(&self.counters.coalesced);
+            return Ok(entry.secret.clone());
+        }
+        let previous =
+            previous.filter(|e| self.servable_stale(e, now) || self.options.version_check);
+        if let Some(entry) = &previous {
+            if let Some(renewed) = self.renew_if_current(id, version, &key, entry).await {
+                return Ok(renewed);
+            }
+            bump(&self.counters.refreshes);
+        } else {
+            bump(&self.counters.misses);
+        }
+        match self.inner.get(id, version).await {
+            Err(err) if err.is_retryable() => {
+                match previous.filter(|e| self.servable_stale(e, now)) {
+                    Some(entry) => {
+                        bump(&self.counters.stale_served);
+                        tracing::warn!(
+                            source = %self.inner,
+                            id = %id,
+                            error = %err.display_chain(),
+                            age_ms = now.saturating_duration_since(entry.fetched_at).as_millis() as u64,
+                            "refresh failed; serving the cached value past its TTL"
+                        );
+                        Ok(entry.secret.clone())
+                    }
+                    None => self.store(key, Err(err)),
+                }
+            }
+            result => self.store(key, result),
+        }
+    }
+
+    /// With the version check on: when the backend's current version is the cached one,
+    /// restart the entry's TTL without reading the value.
+    async fn renew_if_current(
+        &self,
+        id: &SecretId,
+        version: &VersionSelector,
+        key: &Key,
+        entry: &Entry,
+    ) -> Option<Secret> {
+        if !self.options.version_check || *version != VersionSelector::Current {
+            return None;
+        }
+        let versions = self.versions.as_ref()?;
+        let cached = entry.secret.version_id()?;
+        match versions.current_version(id).await {
+            Ok(Some(current)) if current == cached => {
+                bump(&self.counters.renewed);
+                let renewed = Entry {
+                    secret: entry.secret.clone(),
+                    fetched_at: Instant::now(),
+                };
+                self.entries.insert(key.clone(), Arc::new(renewed));
+                Some(entry.secret.clone())
+            }
+            // Changed, unknown, or the check failed: read the value.
+            _ => None,
+        }
+    }
+}
+
+/// Holds a key's flight lock; forgets the lock when nobody else waits on it.
+struct Flight<'a> {
+    cache: &'a MemoryCache,
+    key: Key,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self
+            .cache
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Ours, the map's and the guard's: nobody is waiting.
+        if Arc::strong_count(&self.lock) <= 3 {
+            in_flight.remove(&self.key);
+        }
+    }
+}
+
+#[async_trait]
+impl SecretSource for MemoryCache {
+    async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
+        if let Some(entry) = self.entries.get(&KeyRef::new(id, version))
+            && self.fresh(&entry, Instant::now())
+        {
+            bump(&self.counters.hits);
+            return Ok(entry.secret.clone());
+        }
+        self.load(id, version, Key::new(id, version)).await
+    }
+}
+
+impl fmt::Debug for MemoryCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryCache")
+            .field("inner", &self.inner)
+            .field("options", &self.options)
+            .field("entries", &self.entries.len())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl fmt::Display for MemoryCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "memory({})", self.inner)
+    }
+}

@@ -1,0 +1,421 @@
+//! The `/tmp` cache layer: entries in files that outlive the process.
+
+use std::fmt;
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::cache::TmpOptions;
+use crate::envelope::Envelope;
+use crate::error::{Error, Result};
+use crate::id::SecretId;
+use crate::source::SecretSource;
+use crate::value::{Secret, SecretValue, VersionSelector};
+
+/// The backend name of values served from `/tmp` entries (and the envelope context's).
+pub(crate) const BACKEND: &str = "tmp-cache";
+const MAGIC: &[u8; 6] = b"SLTMP\x01";
+const MODE_PLAINTEXT: u8 = b'P';
+const MODE_ENCRYPTED: u8 = b'E';
+/// Encryption-context key binding an encrypted entry's expiry.
+const CONTEXT_EXPIRES: &str = "secret-loader:expires";
+const HEADER_LEN: usize = MAGIC.len() + 1 + 8;
+const MAX_ENTRY_BYTES: u64 = 1024 * 1024;
+
+/// How entries are kept at rest.
+#[derive(Clone)]
+pub enum TmpAtRest {
+    /// Sealed with this envelope (the default): a hit costs one KMS `Decrypt`.
+    Encrypted(Arc<Envelope>),
+    /// In the clear (explicit opt-in): anyone who can read the file as this user, or the disk,
+    /// reads the secret. Entries are 0600 in a 0700 directory.
+    Plaintext,
+}
+
+impl fmt::Debug for TmpAtRest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Encrypted(envelope) => f.debug_tuple("Encrypted").field(envelope).finish(),
+            Self::Plaintext => f.write_str("Plaintext"),
+        }
+    }
+}
+
+/// What a [`TmpCache`] has done, counted in every build.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TmpStats {
+    /// Answered from an entry.
+    pub hits: u64,
+    /// No entry: the backend was asked.
+    pub misses: u64,
+    /// The entry had expired: the backend was asked.
+    pub expired: u64,
+    /// The entry was corrupt, truncated, foreign (other owner, loose permissions, other mode)
+    /// or failed to open: ignored, the backend was asked, the entry replaced.
+    pub rejected: u64,
+    /// Entries that could not be written (the value was still returned).
+    pub write_errors: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    expired: AtomicU64,
+    rejected: AtomicU64,
+    write_errors: AtomicU64,
+}
+
+/// A cache of entries in files over any [`SecretSource`], for reuse after a restart in the
+/// same sandbox (a Lambda execution environment's `/tmp`) or by other processes of the same
+/// user on the host.
+///
+/// * One file per entry, named by the SHA-256 of the source, id and version (no id appears
+///   in a file name), written to a temporary file (0600, `O_EXCL`) and renamed into place, so
+///   readers never see a torn entry. The directory is created 0700; one owned by another user,
+///   writable by group or others, or a symlink, is refused.
+/// * The expiry is in the entry. Expired, corrupt, truncated or foreign entries are ignored
+///   and replaced, never trusted.
+/// * Encrypted at rest by default (an envelope whose context binds the entry name and
+///   expiry); plaintext only by explicit opt-in.
+pub struct TmpCache {
+    inner: Arc<dyn SecretSource>,
+    dir: PathBuf,
+    ttl: Duration,
+    at_rest: TmpAtRest,
+    counters: Counters,
+}
+
+impl TmpCache {
+    /// A cache over `inner` in `options.dir`, creating the directory (0700) if needed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the directory can't be created or is unsafe (owned by
+    /// another user, writable by group or others, a symlink), or when `options.plaintext` is
+    /// off and `at_rest` is [`TmpAtRest::Plaintext`] (or the reverse).
+    pub fn new(
+        inner: Arc<dyn SecretSource>,
+        options: &TmpOptions,
+        at_rest: TmpAtRest,
+    ) -> Result<Self> {
+        if options.plaintext != matches!(at_rest, TmpAtRest::Plaintext) {
+            return Err(Error::invalid_config(
+                "tmp cache: `tmp_plaintext` and the at-rest mode disagree",
+            ));
+        }
+        let dir = &options.dir;
+        let invalid = |what: String| {
+            Error::invalid_config(format!("tmp cache directory {}: {what}", dir.display()))
+        };
+        match DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(err) => return Err(invalid(err.to_string())),
+        }
+        let meta = fs::symlink_metadata(dir).map_err(|e| invalid(e.to_string()))?;
+        if !meta.is_dir() {
+            return Err(invalid("is not a directory (a symlink?)".into()));
+        }
+        let me = rustix::process::geteuid().as_raw();
+        if meta.uid() != me {
+            return Err(invalid(format!(
+                "is owned by uid {}, not by this user (uid {me})",
+                meta.uid()
+            )));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(invalid(format!(
+                "is writable by group or others (mode {:o}); use a 0700 directory",
+                meta.mode() & 0o777
+            )));
+        }
+        Ok(Self {
+            inner,
+            dir: dir.clone(),
+            ttl: options.ttl,
+            at_rest,
+            counters: Counters::default(),
+        })
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> TmpStats {
+        let c = &self.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        TmpStats {
+            hits: load(&c.hits),
+            misses: load(&c.misses),
+            expired: load(&c.expired),
+            rejected: load(&c.rejected),
+            write_errors: load(&c.write_errors),
+        }
+    }
+
+    /// The file holding the entry of `id` at `version`.
+    pub fn entry_path(&self, id: &SecretId, version: &VersionSelector) -> PathBuf {
+        self.dir.join(self.entry_name(id, version))
+    }
+
+    fn entry_name(&self, id: &SecretId, version: &VersionSelector) -> String {
+        let mut hash = Sha256::new();
+        for part in [self.inner.to_string(), id.to_string(), version.to_string()] {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        }
+        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The cached secret, if a valid unexpired entry holds it.
+    async fn read_entry(&self, id: &SecretId, version: &VersionSelector) -> Option<Secret> {
+        let name = self.entry_name(id, version);
+        let path = self.dir.join(&name);
+        let bytes = match tokio::task::spawn_blocking(move || read_own_file(&path)).await {
+            Ok(Ok(Some(bytes))) => bytes,
+            Ok(Ok(None)) => {
+                bump(&self.counters.misses);
+                return None;
+            }
+            Ok(Err(reason)) => return self.reject(id, reason),
+            Err(_) => return self.reject(id, "the read task failed"),
+        };
+        if bytes.len() < HEADER_LEN || &bytes[..MAGIC.len()] != MAGIC {
+            return self.reject(id, "not an entry of this format");
+        }
+        let mode = bytes[MAGIC.len()];
+        let expires_ms = u64::from_be_bytes(bytes[MAGIC.len() + 1..HEADER_LEN].try_into().ok()?);
+        if now_ms() >= expires_ms {
+            bump(&self.counters.expired);
+            return None;
+        }
+        let body = &bytes[HEADER_LEN..];
+        let payload = match (&self.at_rest, mode) {
+            (TmpAtRest::Plaintext, MODE_PLAINTEXT) => {
+                let Some(split) = body.len().checked_sub(32) else {
+                    return self.reject(id, "truncated");
+                };
+                let (payload, digest) = body.split_at(split);
+                if Sha256::digest(&bytes[..HEADER_LEN + split]).as_slice() != digest {
+                    return self.reject(id, "checksum mismatch");
+                }
+                Zeroizing::new(payload.to_vec())
+            }
+            (TmpAtRest::Encrypted(envelope), MODE_ENCRYPTED) => {
+                let expires = expires_ms.to_string();
+                let entry_id = SecretId::new(name).ok()?;
+                match envelope
+                    .open_with_context(
+                        BACKEND,
+                        &entry_id,
+                        body.to_vec(),
+                        &[(CONTEXT_EXPIRES, &expires)],
+                    )
+                    .await
+                {
+                    Ok(value) => Zeroizing::new(value.expose_bytes().to_vec()),
+                    Err(err) if err.is_retryable() => {
+                        tracing::debug!(id = %id, error = %err.display_chain(), "tmp entry not opened now");
+                        bump(&self.counters.misses);
+                        return None;
+                    }
+                    Err(_) => return self.reject(id, "the envelope does not open"),
+                }
+            }
+            _ => return self.reject(id, "written in the other at-rest mode"),
+        };
+        match decode_payload(&payload) {
+            Some((value, version_id)) => {
+                bump(&self.counters.hits);
+                Some(Secret::new(id.clone(), BACKEND, value).with_version_id(version_id))
+            }
+            None => self.reject(id, "malformed payload"),
+        }
+    }
+
+    fn reject(&self, id: &SecretId, reason: &str) -> Option<Secret> {
+        bump(&self.counters.rejected);
+        tracing::warn!(id = %id, reason, "ignoring a tmp cache entry");
+        None
+    }
+
+    async fn write_entry(&self, id: &SecretId, version: &VersionSelector, secret: &Secret) {
+        let name = self.entry_name(id, version);
+        let expires_ms = now_ms().saturating_add(self.ttl.as_millis() as u64);
+        let payload = encode_payload(secret);
+        let mut bytes = Zeroizing::new(Vec::with_capacity(HEADER_LEN + payload.len() + 64));
+        bytes.extend_from_slice(MAGIC);
+        match &self.at_rest {
+            TmpAtRest::Plaintext => {
+                bytes.push(MODE_PLAINTEXT);
+                bytes.extend_from_slice(&expires_ms.to_be_bytes());
+                bytes.extend_from_slice(&payload);
+                let digest = Sha256::digest(&bytes[..]);
+                bytes.extend_from_slice(&digest);
+            }
+            TmpAtRest::Encrypted(envelope) => {
+                bytes.push(MODE_ENCRYPTED);
+                bytes.extend_from_slice(&expires_ms.to_be_bytes());
+                let expires = expires_ms.to_string();
+                let Ok(entry_id) = SecretId::new(name.clone()) else {
+                    return;
+                };
+                let sealed = envelope
+                    .seal_with_context(
+                        BACKEND,
+                        &entry_id,
+                        &SecretValue::binary(payload.to_vec()),
+                        &[(CONTEXT_EXPIRES, &expires)],
+                    )
+                    .await;
+                match sealed {
+                    Ok(sealed) => bytes.extend_from_slice(&sealed),
+                    Err(err) => return self.write_failed(id, &err.display_chain().to_string()),
+                }
+            }
+        }
+        let dir = self.dir.clone();
+        match tokio::task::spawn_blocking(move || write_atomically(&dir, &name, &bytes)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => self.write_failed(id, &err.to_string()),
+            Err(err) => self.write_failed(id, &err.to_string()),
+        }
+    }
+
+    fn write_failed(&self, id: &SecretId, error: &str) {
+        bump(&self.counters.write_errors);
+        tracing::warn!(id = %id, error, "could not write a tmp cache entry");
+    }
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `kind (0 text, 1 binary) | version id length (u16) | version id | value`.
+fn encode_payload(secret: &Secret) -> Zeroizing<Vec<u8>> {
+    let value = secret.value();
+    let version = secret.version_id().unwrap_or_default().as_bytes();
+    let version = &version[..version.len().min(u16::MAX as usize)];
+    let mut out = Zeroizing::new(Vec::with_capacity(3 + version.len() + value.len()));
+    out.push(u8::from(!value.is_text()));
+    out.extend_from_slice(&(version.len() as u16).to_be_bytes());
+    out.extend_from_slice(version);
+    out.extend_from_slice(value.expose_bytes());
+    out
+}
+
+fn decode_payload(payload: &[u8]) -> Option<(SecretValue, Option<String>)> {
+    let (&kind, rest) = payload.split_first()?;
+    let (len, rest) = rest.split_first_chunk::<2>()?;
+    let len = u16::from_be_bytes(*len) as usize;
+    let (version, value) = (rest.get(..len)?, rest.get(len..)?);
+    let version = std::str::from_utf8(version).ok()?;
+    let version = (!version.is_empty()).then(|| version.to_owned());
+    let value = match kind {
+        0 => SecretValue::text(std::str::from_utf8(value).ok()?),
+        1 => SecretValue::binary(value),
+        _ => return None,
+    };
+    Some((value, version))
+}
+
+/// The file's bytes if it exists and is ours: a regular file (no symlink), owned by this user,
+/// not readable or writable by anyone else, of a sane size. `Ok(None)` when there is none.
+fn read_own_file(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, &'static str> {
+    let mut file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(_) => return Err("cannot be opened (a symlink?)"),
+    };
+    let meta = file.metadata().map_err(|_| "cannot be inspected")?;
+    if !meta.is_file() {
+        return Err("is not a regular file");
+    }
+    if meta.uid() != rustix::process::geteuid().as_raw() {
+        return Err("is owned by another user");
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err("is accessible to group or others");
+    }
+    if meta.len() > MAX_ENTRY_BYTES {
+        return Err("is too large");
+    }
+    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
+    file.read_to_end(&mut bytes).map_err(|_| "cannot be read")?;
+    Ok(Some(bytes))
+}
+
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let temp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temp)?;
+        file.write_all(bytes)?;
+        // No fsync: after a crash a lost or torn entry is only a miss.
+        fs::rename(&temp, dir.join(name))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+#[async_trait]
+impl SecretSource for TmpCache {
+    async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
+        if let Some(secret) = self.read_entry(id, version).await {
+            return Ok(secret);
+        }
+        let secret = self.inner.get(id, version).await?;
+        self.write_entry(id, version, &secret).await;
+        Ok(secret)
+    }
+}
+
+impl fmt::Debug for TmpCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TmpCache")
+            .field("inner", &self.inner)
+            .field("dir", &self.dir)
+            .field("ttl", &self.ttl)
+            .field("at_rest", &self.at_rest)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl fmt::Display for TmpCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match self.at_rest {
+            TmpAtRest::Encrypted(_) => "encrypted",
+            TmpAtRest::Plaintext => "plaintext",
+        };
+        write!(f, "tmp[{mode}]({})", self.inner)
+    }
+}
