@@ -4,11 +4,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::cache::{CurrentVersion, Key, KeyRef};
+use crate::cache::{CurrentVersion, Key, KeyRef, coarse_now};
 use crate::error::Result;
 use crate::id::SecretId;
 use crate::source::SecretSource;
@@ -80,9 +80,11 @@ fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+#[derive(Clone)]
 struct Entry {
     secret: Secret,
-    fetched_at: Instant,
+    /// When it was read, on the coarse monotonic clock.
+    fetched_at: Duration,
 }
 
 /// An in-process cache over any [`SecretSource`]: TTL, bounded size, single-flight
@@ -93,7 +95,7 @@ struct Entry {
 pub struct MemoryCache {
     inner: Arc<dyn SecretSource>,
     options: MemoryOptions,
-    entries: quick_cache::sync::Cache<Key, Arc<Entry>>,
+    entries: quick_cache::sync::Cache<Key, Entry>,
     /// One lock per key with a backend call in flight: the single-flight.
     in_flight: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
     versions: Option<Arc<dyn CurrentVersion>>,
@@ -180,12 +182,24 @@ impl MemoryCache {
             .collect()
     }
 
-    fn fresh(&self, entry: &Entry, now: Instant) -> bool {
-        now.saturating_duration_since(entry.fetched_at) < self.options.ttl
+    fn fresh(&self, entry: &Entry, now: Duration) -> bool {
+        now.saturating_sub(entry.fetched_at) < self.options.ttl
     }
 
-    fn servable_stale(&self, entry: &Entry, now: Instant) -> bool {
-        now.saturating_duration_since(entry.fetched_at) < self.options.ttl + self.options.stale_for
+    fn servable_stale(&self, entry: &Entry, now: Duration) -> bool {
+        now.saturating_sub(entry.fetched_at) < self.options.ttl + self.options.stale_for
+    }
+
+    /// The cached secret if a fresh entry holds it, without asking the backend: the hit path
+    /// of [`SecretSource::get`], synchronous (no future to box). Counts a hit when it returns
+    /// one; a `None` counts nothing.
+    pub fn get_fresh(&self, id: &SecretId, version: &VersionSelector) -> Option<Secret> {
+        let entry = self.entries.get(&KeyRef::new(id, version))?;
+        if !self.fresh(&entry, coarse_now()) {
+            return None;
+        }
+        bump(&self.counters.hits);
+        Some(entry.secret)
     }
 
     /// Waits for any backend call in flight for `key`, then holds the key's flight lock.
@@ -208,9 +222,9 @@ impl MemoryCache {
             Ok(secret) => {
                 let entry = Entry {
                     secret: secret.clone(),
-                    fetched_at: Instant::now(),
+                    fetched_at: coarse_now(),
                 };
-                self.entries.insert(key, Arc::new(entry));
+                self.entries.insert(key, entry);
                 Ok(secret)
             }
             Err(err) => {
@@ -227,7 +241,7 @@ impl MemoryCache {
     /// and take its result from the cache.
     async fn load(&self, id: &SecretId, version: &VersionSelector, key: Key) -> Result<Secret> {
         let _flight = self.flight(&key).await;
-        let now = Instant::now();
+        let now = coarse_now();
         let previous = self.entries.get(&key);
         if let Some(entry) = previous.as_ref().filter(|e| self.fresh(e, now)) {
             bump(&self.counters.coalesced);
@@ -252,7 +266,7 @@ impl MemoryCache {
                             source = %self.inner,
                             id = %id,
                             error = %err.display_chain(),
-                            age_ms = now.saturating_duration_since(entry.fetched_at).as_millis() as u64,
+                            age_ms = now.saturating_sub(entry.fetched_at).as_millis() as u64,
                             "refresh failed; serving the cached value past its TTL"
                         );
                         Ok(entry.secret.clone())
@@ -283,9 +297,9 @@ impl MemoryCache {
                 bump(&self.counters.renewed);
                 let renewed = Entry {
                     secret: entry.secret.clone(),
-                    fetched_at: Instant::now(),
+                    fetched_at: coarse_now(),
                 };
-                self.entries.insert(key.clone(), Arc::new(renewed));
+                self.entries.insert(key.clone(), renewed);
                 Some(entry.secret.clone())
             }
             // Changed, unknown, or the check failed: read the value.
@@ -319,11 +333,8 @@ impl Drop for Flight<'_> {
 #[async_trait]
 impl SecretSource for MemoryCache {
     async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
-        if let Some(entry) = self.entries.get(&KeyRef::new(id, version))
-            && self.fresh(&entry, Instant::now())
-        {
-            bump(&self.counters.hits);
-            return Ok(entry.secret.clone());
+        if let Some(secret) = self.get_fresh(id, version) {
+            return Ok(secret);
         }
         self.load(id, version, Key::new(id, version)).await
     }

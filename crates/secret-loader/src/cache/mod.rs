@@ -63,6 +63,18 @@ pub trait CurrentVersion: Send + Sync {
     async fn current_version(&self, id: &SecretId) -> Result<Option<String>>;
 }
 
+/// Time since boot on the kernel's coarse monotonic clock: a few nanoseconds to read (a full
+/// `Instant::now()` costs several times that on a cache hit), resolution of a scheduler tick
+/// (1 to 4 ms), so TTLs are honoured to within a few milliseconds.
+pub(crate) fn coarse_now() -> Duration {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let clock = rustix::time::ClockId::MonotonicCoarse;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let clock = rustix::time::ClockId::Monotonic;
+    let now = rustix::time::clock_gettime(clock);
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
 /// A cache key: id and version selector.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Key {
