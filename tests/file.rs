@@ -4,7 +4,6 @@ mod behaviour;
 mod common;
 
 use std::os::unix::fs::{PermissionsExt, symlink};
-use std::process::Command;
 
 use secret_loader::{
     ErrorKind, SecretId, SecretSource, SecretSourceExt, SecretStore, SecretValue, VersionSelector,
@@ -146,29 +145,7 @@ async fn files_encrypted_by_aws_encryption_cli_are_readable() {
     std::fs::write(&plain, value).unwrap();
     let target = root.path().join(id.as_str());
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    let run = Command::new(common::encryption_cli())
-        .args(["--encrypt", "--input"])
-        .arg(&plain)
-        .arg("--output")
-        .arg(&target)
-        .args(["--wrapping-keys", &format!("key={key}")])
-        .args([
-            "--encryption-context",
-            &format!("secret-loader:id={id}"),
-            "secret-loader:backend=file+kms",
-        ])
-        .args([
-            "--commitment-policy",
-            "require-encrypt-require-decrypt",
-            "-S",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    common::run_encryption_cli("--encrypt", &plain, &target, &key, &id, "file+kms");
     let source = file_kms(root.path(), &key).await;
     let secret = source.get_current(&id).await.unwrap();
     assert_eq!(secret.value().expose_bytes(), value);

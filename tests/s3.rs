@@ -3,7 +3,6 @@
 mod behaviour;
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -100,46 +99,12 @@ async fn aws_encryption_cli_decrypts_our_objects() {
     let id = unique_id("interop");
     let value = r#"{"access_key":"AKIAINTEROP","secret_key":"interop/secret"}"#;
     source.put(&id, &SecretValue::text(value)).await.unwrap();
-    let body = raw_s3()
-        .await
-        .get_object()
-        .bucket(&bucket)
-        .key(format!("interop/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .to_vec();
+    let body = get_raw(&bucket, &format!("interop/{id}")).await;
 
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (dir.path().join("object"), dir.path().join("plain"));
     std::fs::write(&input, body).unwrap();
-    let run = Command::new(common::encryption_cli())
-        .args(["--decrypt", "--input"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&output)
-        .args(["--wrapping-keys", &format!("key={key}")])
-        .args([
-            "--encryption-context",
-            &format!("secret-loader:id={id}"),
-            "secret-loader:backend=s3+kms",
-        ])
-        .args([
-            "--commitment-policy",
-            "require-encrypt-require-decrypt",
-            "-S",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    common::run_encryption_cli("--decrypt", &input, &output, &key, &id, "s3+kms");
     // A context mismatch exits 0 without output: the bytes are the check.
     assert_eq!(std::fs::read(&output).unwrap(), value.as_bytes());
 }

@@ -163,3 +163,39 @@ pub fn encryption_cli() -> std::path::PathBuf {
     assert!(path.exists(), "{} is missing", path.display());
     path
 }
+
+/// Runs the official `aws-encryption-cli` (`mode` is `--encrypt` or `--decrypt`) from `input`
+/// to `output` with `key` and our encryption context for `id` in `backend`, and asserts it
+/// succeeded. (A context mismatch on decrypt exits 0 without output: check the output.)
+pub fn run_encryption_cli(
+    mode: &str,
+    input: &std::path::Path,
+    output: &std::path::Path,
+    key: &str,
+    id: &SecretId,
+    backend: &str,
+) {
+    let run = std::process::Command::new(encryption_cli())
+        .args([mode, "--input"])
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .args(["--wrapping-keys", &format!("key={key}")])
+        .args([
+            "--encryption-context",
+            &format!("secret-loader:id={id}"),
+            &format!("secret-loader:backend={backend}"),
+        ])
+        .args([
+            "--commitment-policy",
+            "require-encrypt-require-decrypt",
+            "-S",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}

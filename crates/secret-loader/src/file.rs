@@ -10,15 +10,15 @@
 //! directories are created 0700.
 
 use std::fmt;
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
+use crate::atomic::write_atomically;
 use crate::aws::load_sdk_config;
 use crate::config::FileConfig;
 use crate::envelope::Envelope;
@@ -214,36 +214,12 @@ fn make_dirs_inside(root: &Path, dir: &Path) -> Result<PathBuf, FileError> {
 }
 
 fn write_envelope(root: &Path, path: &Path, bytes: &[u8]) -> Result<bool, FileError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(FileError::Escapes);
     };
     let dir = make_dirs_inside(root, parent)?;
-    let target = dir.join(name);
-    let created = fs::symlink_metadata(&target).is_err();
-    let temp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = (|| -> io::Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        // rename replaces a symlink at `target` itself, never what it points to.
-        fs::rename(&temp, &target)?;
-        File::open(&dir)?.sync_all()
-    })();
-    if let Err(err) = written {
-        let _ = fs::remove_file(&temp);
-        return Err(err.into());
-    }
+    let created = fs::symlink_metadata(dir.join(name)).is_err();
+    write_atomically(&dir, name, bytes, true)?;
     Ok(created)
 }
 

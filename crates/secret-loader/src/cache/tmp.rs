@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::atomic::write_atomically;
 use crate::cache::TmpOptions;
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
@@ -281,7 +282,9 @@ impl TmpCache {
             }
         }
         let dir = self.dir.clone();
-        match tokio::task::spawn_blocking(move || write_atomically(&dir, &name, &bytes)).await {
+        // No fsync: after a crash a lost or torn entry is only a miss.
+        let write = move || write_atomically(&dir, name.as_ref(), &bytes, false);
+        match tokio::task::spawn_blocking(write).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => self.write_failed(id, &err.to_string()),
             Err(err) => self.write_failed(id, &err.to_string()),
@@ -360,30 +363,6 @@ fn read_own_file(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, &'static str
     let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
     file.read_to_end(&mut bytes).map_err(|_| "cannot be read")?;
     Ok(Some(bytes))
-}
-
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let temp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&temp)?;
-        file.write_all(bytes)?;
-        // No fsync: after a crash a lost or torn entry is only a miss.
-        fs::rename(&temp, dir.join(name))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
 }
 
 #[async_trait]
