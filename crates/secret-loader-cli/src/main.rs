@@ -56,7 +56,8 @@ struct Cli {
 enum Command {
     /// Print a secret's value (or one JSON field of it) to stdout.
     Get(GetArgs),
-    /// Store a new version of a secret, read from stdin or --value-file; prints the version id.
+    /// Store a new version of a secret, read from stdin or --value-file; prints the new
+    /// version id where the backend has versions.
     Put(PutArgs),
 }
 
@@ -180,9 +181,11 @@ async fn put(config: &Config, args: PutArgs) -> Result<(), Error> {
     };
     let store = config.build_store().await?;
     let outcome = store.put(&id, &value).await?;
-    let mut line = outcome.version_id.unwrap_or_default();
-    line.push('\n');
-    write_stdout(line.as_bytes())?;
+    // The new version id, for scripts; backends without versions (files, unversioned
+    // buckets) print nothing.
+    if let Some(version_id) = outcome.version_id {
+        write_stdout(format!("{version_id}\n").as_bytes())?;
+    }
     eprintln!(
         "secret-loader: {} `{id}` in {store}",
         if outcome.created {
