@@ -116,10 +116,12 @@ async fn behaviour_suite_passes_on_every_layer_over_memory_and_secretsmanager() 
             TmpAtRest::Encrypted(envelope.clone()),
         )
         .unwrap();
-        let stacked = memory(Arc::new(sealed), minute);
+        let sealed = Arc::new(sealed);
+        let stacked = memory(sealed.clone(), minute);
         let layers: Vec<Arc<dyn SecretSource>> = vec![
             Arc::new(memory(base.clone(), minute)),
             Arc::new(plain),
+            sealed,
             Arc::new(stacked),
         ];
         for layer in layers {
