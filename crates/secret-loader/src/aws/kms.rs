@@ -40,8 +40,8 @@ pub(crate) fn error_code_kind(code: &str) -> Option<ErrorKind> {
 /// anything else costs one `DescribeKey`.
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] when the key does not exist; the kinds of [`classify_sdk_error`]
-/// for other failures.
+/// [`Error::InvalidConfig`] when the key does not exist; other KMS failures by kind
+/// (throttled, transient, access denied).
 pub async fn resolve_key_arn(client: &Client, key_id: &str) -> Result<String> {
     if key_id.starts_with("arn:") && key_id.contains(":key/") {
         return Ok(key_id.to_owned());
