@@ -23,16 +23,8 @@ use secret_loader::{
 
 const VALUE: &str = r#"{"access_key":"AKIAIOSFODNN7EXAMPLE","secret_key":"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}"#;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn secretsmanager(c: &mut Criterion) {
-    let runtime = runtime();
+    let runtime = common::runtime();
     let (client, id) = runtime.block_on(async {
         let client = common::raw_secretsmanager().await;
         let id = common::unique_id("bench");
@@ -65,7 +57,7 @@ fn secretsmanager(c: &mut Criterion) {
 }
 
 fn s3_and_file(c: &mut Criterion) {
-    let runtime = runtime();
+    let runtime = common::runtime();
     let root = tempfile::tempdir().unwrap();
     let (s3, kms, bucket, key, id, s3_kms, sse, file, kms_blob) = runtime.block_on(async {
         let (s3, kms) = (common::raw_s3().await, common::raw_kms().await);

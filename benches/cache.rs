@@ -22,16 +22,8 @@ use secret_loader::{
 const VALUE: &str = r#"{"access_key":"AKIAIOSFODNN7EXAMPLE","secret_key":"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}"#;
 const HOUR: Duration = Duration::from_secs(3600);
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn memory_hits(c: &mut Criterion) {
-    let runtime = runtime();
+    let runtime = common::runtime();
     let (ours, theirs, id) = runtime.block_on(async {
         let sm = common::secretsmanager().await;
         let id = common::unique_id("bench-cache");
@@ -85,7 +77,7 @@ fn memory_hits(c: &mut Criterion) {
 }
 
 fn tmp_hits(c: &mut Criterion) {
-    let runtime = runtime();
+    let runtime = common::runtime();
     let dir = tempfile::tempdir().unwrap();
     let backend = Arc::new(InMemorySource::new());
     let id = SecretId::new("bench/tmp").unwrap();
@@ -132,7 +124,7 @@ fn tmp_hits(c: &mut Criterion) {
 }
 
 fn single_flight(c: &mut Criterion) {
-    let runtime = runtime();
+    let runtime = common::runtime();
     let (sm, id) = runtime.block_on(async {
         let store = common::secretsmanager().await;
         let id = common::unique_id("flight");

@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use secret_loader::config::AwsOptions;
 use secret_loader::secrecy::ExposeSecret;
 use secret_loader::{
     AlgorithmSuite, Config, Envelope, ErrorKind, S3Source, SecretId, SecretSource, SecretSourceExt,
@@ -265,16 +264,7 @@ async fn config_url_with_a_key_alias_builds_a_working_source() {
 /// Nothing listening for S3 or KMS: a retryable error in bounded time, not a hang.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emulator_down_is_transient_for_s3_and_for_kms() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut options = AwsOptions::default();
-    options.endpoint_url = Some(format!("http://127.0.0.1:{closed}"));
-    options.region = Some("us-east-1".into());
-    options.operation_timeout = Duration::from_secs(5);
-    let down = secret_loader::aws::load_sdk_config(&options).await.unwrap();
+    let down = common::down_sdk_config().await;
     let key_arn = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-000000000009";
 
     // S3 down.

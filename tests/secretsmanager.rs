@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::primitives::Blob;
-use secret_loader::config::AwsOptions;
 use secret_loader::secrecy::ExposeSecret;
 use secret_loader::{
     Config, ErrorKind, SecretId, SecretSource, SecretSourceExt, SecretStore, SecretValue,
@@ -218,17 +217,7 @@ async fn secret_values_never_reach_tracing_output() {
 /// Nothing listening: a retryable error within the configured deadline, not a hang.
 #[tokio::test]
 async fn emulator_down_is_a_transient_error_in_bounded_time() {
-    // Bind and drop a listener: the port is then (almost certainly) closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut options = AwsOptions::default();
-    options.endpoint_url = Some(format!("http://127.0.0.1:{port}"));
-    options.region = Some("us-east-1".into());
-    options.operation_timeout = Duration::from_secs(5);
-    let sdk = secret_loader::aws::load_sdk_config(&options).await.unwrap();
+    let sdk = common::down_sdk_config().await;
     let source = SecretsManagerSource::from_sdk_config(&sdk);
 
     let started = Instant::now();

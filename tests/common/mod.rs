@@ -199,3 +199,27 @@ pub fn run_encryption_cli(
         String::from_utf8_lossy(&run.stderr)
     );
 }
+
+/// An SDK configuration pointing at a loopback port where nothing listens (bound, then
+/// released), with a 5 s deadline per call: the "emulator down" case.
+pub async fn down_sdk_config() -> SdkConfig {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut options = AwsOptions::default();
+    options.endpoint_url = Some(format!("http://127.0.0.1:{closed}"));
+    options.region = Some("us-east-1".into());
+    options.operation_timeout = std::time::Duration::from_secs(5);
+    secret_loader::aws::load_sdk_config(&options).await.unwrap()
+}
+
+/// The multi-threaded runtime benchmarks run on (the Encryption SDK wants one).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}

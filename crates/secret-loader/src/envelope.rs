@@ -533,6 +533,16 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::DecryptionFailed, "{err:?}");
     }
 
+    fn assert_refused(err: &Error, case: &str) {
+        assert!(
+            matches!(
+                err.kind(),
+                ErrorKind::DecryptionFailed | ErrorKind::InvalidFormat
+            ),
+            "{case}: {err:?}"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_flipped_byte_and_every_truncation_is_refused() {
         let envelope = local(AlgorithmSuite::Committing).await;
@@ -547,13 +557,7 @@ mod tests {
                 .open("file+kms", &id("x"), tampered)
                 .await
                 .unwrap_err();
-            assert!(
-                matches!(
-                    err.kind(),
-                    ErrorKind::DecryptionFailed | ErrorKind::InvalidFormat
-                ),
-                "byte {i}: {err:?}"
-            );
+            assert_refused(&err, &format!("byte {i}"));
             assert!(!format!("{err:?}").contains("tamper-canary"));
         }
         for len in [0, 1, sealed.len() / 2, sealed.len() - 1] {
@@ -561,13 +565,7 @@ mod tests {
                 .open("file+kms", &id("x"), sealed[..len].to_vec())
                 .await
                 .unwrap_err();
-            assert!(
-                matches!(
-                    err.kind(),
-                    ErrorKind::DecryptionFailed | ErrorKind::InvalidFormat
-                ),
-                "len {len}: {err:?}"
-            );
+            assert_refused(&err, &format!("len {len}"));
         }
     }
 
