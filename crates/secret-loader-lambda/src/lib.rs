@@ -1,0 +1,463 @@
+//! The comparison Lambda's measurement: one secret read through every configured stack
+//! (a backend with or without cache layers), timed the way a function pays for it.
+//!
+//! * **Init** (once per execution environment): building each stack from its URL, clients and
+//!   key lookups included.
+//! * **First read** (once per execution environment): the first `get` through each stack.
+//! * **Warm reads** (every invocation): `warm_reads` more `get`s, reported as p50 / p90 / max.
+//!
+//! One failing stack is reported as an error row; it never hides the others' numbers. The
+//! handler is generic over [`SecretSource`], so it runs the same on real backends, on the
+//! emulator and on in-memory sources in tests.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub, rustdoc::broken_intra_doc_links)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use secret_loader::{Config, Error, SecretId, SecretSource, VersionSelector};
+use serde::{Deserialize, Serialize};
+
+/// Environment variable naming the secret every stack reads.
+pub const SECRET_ID_ENV: &str = "SECRET_LOADER_BENCH_SECRET_ID";
+/// Environment variable holding the stacks: a JSON object of name → source URL (with cache
+/// options), e.g. `{"secretsmanager": "secretsmanager://", "s3-kms+memory": "s3+kms://b/p?kms_key_id=k&memory_ttl=5m"}`.
+pub const STACKS_ENV: &str = "SECRET_LOADER_BENCH_STACKS";
+/// The most warm reads one invocation may ask for.
+pub const MAX_WARM_READS: u32 = 1000;
+
+/// An invocation's request.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// Reads per stack after the first one (default 10, at most [`MAX_WARM_READS`]).
+    #[serde(default = "default_warm_reads")]
+    pub warm_reads: u32,
+}
+
+fn default_warm_reads() -> u32 {
+    10
+}
+
+/// Why an invocation failed as a whole (a stack failing is data, not this).
+#[derive(Debug)]
+pub enum HandlerError {
+    /// The request asks for something out of bounds.
+    InvalidRequest(String),
+}
+
+impl std::fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::InvalidRequest(reason) => write!(f, "invalid request: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+impl HandlerError {
+    /// The stable Lambda `errorType` of this error.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "SecretLoader.InvalidRequest",
+        }
+    }
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(err: HandlerError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: err.error_type().into(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+/// The function handler: measures, logs the numbers as EMF lines on stdout, answers them.
+///
+/// # Errors
+/// As [`Bench::handle`].
+pub async fn function_handler(
+    bench: &Bench,
+    event: lambda_runtime::LambdaEvent<Request>,
+) -> Result<Response, HandlerError> {
+    let response = bench.handle(&event.payload).await?;
+    for line in emf_lines(&response) {
+        println!("{line}");
+    }
+    Ok(response)
+}
+
+/// An error as data in the response: its kind and one line, never a secret value.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorReport {
+    /// The error kind (`NotFound`, `Transient`, ...).
+    pub kind: String,
+    /// The error and its causes, on one line.
+    pub message: String,
+}
+
+impl From<&Error> for ErrorReport {
+    fn from(err: &Error) -> Self {
+        Self {
+            kind: format!("{:?}", err.kind()),
+            message: err.display_chain().to_string(),
+        }
+    }
+}
+
+/// Warm-read latencies of one stack in one invocation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WarmStats {
+    /// Reads made.
+    pub count: u32,
+    /// Median, milliseconds.
+    pub p50_ms: f64,
+    /// 90th percentile, milliseconds.
+    pub p90_ms: f64,
+    /// Slowest, milliseconds.
+    pub max_ms: f64,
+}
+
+/// One stack's numbers in one invocation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StackReport {
+    /// The stack's name.
+    pub name: String,
+    /// What the stack is (`memory(s3+kms(bucket/prefix))`), when it could be built.
+    pub source: Option<String>,
+    /// Building the stack, milliseconds; in the environment's first invocation only.
+    pub init_ms: Option<f64>,
+    /// The environment's first read through the stack, milliseconds; once per environment.
+    pub first_read_ms: Option<f64>,
+    /// This invocation's warm reads, when any succeeded.
+    pub warm: Option<WarmStats>,
+    /// The first error this invocation met on this stack (building or reading).
+    pub error: Option<ErrorReport>,
+}
+
+/// An invocation's response.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Response {
+    /// True for the first invocation of this execution environment.
+    pub cold: bool,
+    /// Invocations of this environment so far, this one included.
+    pub invocation: u64,
+    /// The secret read.
+    pub secret_id: String,
+    /// One entry per stack, in name order.
+    pub stacks: Vec<StackReport>,
+}
+
+/// A stack's source, or why it could not be built.
+pub type BuiltSource = Result<Arc<dyn SecretSource>, ErrorReport>;
+
+/// A built (or failed) stack.
+struct Stack {
+    name: String,
+    source: BuiltSource,
+    init: Duration,
+    first_read_done: AtomicBool,
+}
+
+/// The measurement state of one execution environment.
+pub struct Bench {
+    secret_id: SecretId,
+    stacks: Vec<Stack>,
+    invocations: AtomicU64,
+}
+
+impl Bench {
+    /// Builds each stack from its URL (`name → URL`), timing each build. A stack that fails
+    /// to build is kept as an error row.
+    pub async fn build(secret_id: SecretId, stacks: &BTreeMap<String, String>) -> Self {
+        let mut built = Vec::with_capacity(stacks.len());
+        for (name, url) in stacks {
+            let started = Instant::now();
+            let source = match Config::from_url(url) {
+                Ok(config) => config.build().await,
+                Err(err) => Err(err),
+            };
+            built.push((
+                name.clone(),
+                source.map_err(|e| ErrorReport::from(&e)),
+                started.elapsed(),
+            ));
+        }
+        Self::from_sources(secret_id, built)
+    }
+
+    /// A bench over sources built elsewhere (tests, embedders): `(name, source, init time)`.
+    pub fn from_sources(secret_id: SecretId, stacks: Vec<(String, BuiltSource, Duration)>) -> Self {
+        let stacks = stacks
+            .into_iter()
+            .map(|(name, source, init)| Stack {
+                name,
+                source,
+                init,
+                first_read_done: AtomicBool::new(false),
+            })
+            .collect();
+        Self {
+            secret_id,
+            stacks,
+            invocations: AtomicU64::new(0),
+        }
+    }
+
+    /// Builds the bench from [`SECRET_ID_ENV`] and [`STACKS_ENV`].
+    ///
+    /// # Errors
+    /// A message naming the variable that is missing or malformed.
+    pub async fn from_env() -> Result<Self, String> {
+        let id = std::env::var(SECRET_ID_ENV).map_err(|_| format!("{SECRET_ID_ENV} is not set"))?;
+        let secret_id = SecretId::new(id).map_err(|e| format!("{SECRET_ID_ENV}: {e}"))?;
+        let stacks = std::env::var(STACKS_ENV).map_err(|_| format!("{STACKS_ENV} is not set"))?;
+        let stacks: BTreeMap<String, String> = serde_json::from_str(&stacks).map_err(|e| {
+            format!("{STACKS_ENV} must be a JSON object of name to source URL: {e}")
+        })?;
+        if stacks.is_empty() {
+            return Err(format!("{STACKS_ENV} names no stack"));
+        }
+        Ok(Self::build(secret_id, &stacks).await)
+    }
+
+    /// Handles one invocation.
+    ///
+    /// # Errors
+    /// [`HandlerError::InvalidRequest`] when `warm_reads` is out of bounds; a stack failing is
+    /// reported in the response instead.
+    pub async fn handle(&self, request: &Request) -> Result<Response, HandlerError> {
+        if request.warm_reads > MAX_WARM_READS {
+            return Err(HandlerError::InvalidRequest(format!(
+                "warm_reads {} is more than {MAX_WARM_READS}",
+                request.warm_reads
+            )));
+        }
+        let invocation = self.invocations.fetch_add(1, Ordering::Relaxed) + 1;
+        let cold = invocation == 1;
+        let mut stacks = Vec::with_capacity(self.stacks.len());
+        for stack in &self.stacks {
+            stacks.push(self.measure(stack, cold, request.warm_reads).await);
+        }
+        Ok(Response {
+            cold,
+            invocation,
+            secret_id: self.secret_id.to_string(),
+            stacks,
+        })
+    }
+
+    async fn measure(&self, stack: &Stack, cold: bool, warm_reads: u32) -> StackReport {
+        let mut report = StackReport {
+            name: stack.name.clone(),
+            source: None,
+            init_ms: cold.then(|| millis(stack.init)),
+            first_read_ms: None,
+            warm: None,
+            error: None,
+        };
+        let source = match &stack.source {
+            Ok(source) => source,
+            Err(err) => {
+                report.error = Some(err.clone());
+                return report;
+            }
+        };
+        report.source = Some(source.to_string());
+        if !stack.first_read_done.swap(true, Ordering::Relaxed) {
+            let started = Instant::now();
+            match source.get(&self.secret_id, &VersionSelector::Current).await {
+                Ok(_) => report.first_read_ms = Some(millis(started.elapsed())),
+                Err(err) => report.error = Some(ErrorReport::from(&err)),
+            }
+        }
+        let mut samples = Vec::with_capacity(warm_reads as usize);
+        for _ in 0..warm_reads {
+            let started = Instant::now();
+            match source.get(&self.secret_id, &VersionSelector::Current).await {
+                Ok(_) => samples.push(millis(started.elapsed())),
+                Err(err) => {
+                    report.error.get_or_insert_with(|| ErrorReport::from(&err));
+                }
+            }
+        }
+        report.warm = warm_stats(&mut samples);
+        report
+    }
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// p50 / p90 / max of `samples` (nearest rank), or `None` for no samples.
+pub fn warm_stats(samples: &mut [f64]) -> Option<WarmStats> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_by(f64::total_cmp);
+    let rank =
+        |p: f64| samples[((p * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1];
+    Some(WarmStats {
+        count: samples.len() as u32,
+        p50_ms: rank(0.50),
+        p90_ms: rank(0.90),
+        max_ms: samples[samples.len() - 1],
+    })
+}
+
+/// CloudWatch Embedded Metric Format lines for `response`: one per stack and phase
+/// (`init`, `first_read`, `warm_p50`, `warm_p90`), metric `Latency` in milliseconds,
+/// dimensions `Stack` and `Phase`, namespace `SecretLoader`.
+pub fn emf_lines(response: &Response) -> Vec<String> {
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut lines = Vec::new();
+    for stack in &response.stacks {
+        let phases = [
+            ("init", stack.init_ms),
+            ("first_read", stack.first_read_ms),
+            ("warm_p50", stack.warm.as_ref().map(|w| w.p50_ms)),
+            ("warm_p90", stack.warm.as_ref().map(|w| w.p90_ms)),
+        ];
+        for (phase, value) in phases {
+            let Some(value) = value else { continue };
+            let line = serde_json::json!({
+                "_aws": {
+                    "Timestamp": timestamp,
+                    "CloudWatchMetrics": [{
+                        "Namespace": "SecretLoader",
+                        "Dimensions": [["Stack", "Phase"]],
+                        "Metrics": [{"Name": "Latency", "Unit": "Milliseconds"}],
+                    }],
+                },
+                "Stack": stack.name,
+                "Phase": phase,
+                "Cold": response.cold,
+                "Latency": value,
+            });
+            lines.push(line.to_string());
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+    use secret_loader::{InMemorySource, SecretStore, SecretValue};
+
+    use super::*;
+
+    async fn bench() -> Bench {
+        let id = SecretId::new("bench/api").unwrap();
+        let holds = Arc::new(InMemorySource::new());
+        holds
+            .put(&id, &SecretValue::text("LAMBDA-CANARY"))
+            .await
+            .unwrap();
+        let empty: BuiltSource = Ok(Arc::new(InMemorySource::new()));
+        let broken: BuiltSource = Err(ErrorReport {
+            kind: "InvalidConfig".into(),
+            message: "invalid configuration: no AWS region".into(),
+        });
+        Bench::from_sources(
+            id,
+            vec![
+                ("a-good".into(), Ok(holds), Duration::from_millis(3)),
+                ("b-empty".into(), empty, Duration::from_millis(1)),
+                ("c-broken".into(), broken, Duration::from_millis(2)),
+            ],
+        )
+    }
+
+    fn event(warm_reads: u32) -> LambdaEvent<Request> {
+        LambdaEvent::new(Request { warm_reads }, Context::default())
+    }
+
+    #[tokio::test]
+    async fn cold_then_warm_with_failing_stacks_as_error_rows() {
+        let bench = bench().await;
+        let cold = function_handler(&bench, event(5)).await.unwrap();
+        assert!(cold.cold);
+        assert_eq!(cold.invocation, 1);
+        let [good, empty, broken] = &cold.stacks[..] else {
+            panic!("{cold:?}")
+        };
+        assert_eq!(good.init_ms, Some(3.0));
+        assert!(good.first_read_ms.is_some() && good.error.is_none());
+        assert_eq!(good.warm.as_ref().unwrap().count, 5);
+        assert_eq!(good.source.as_deref(), Some("memory"));
+        assert_eq!(empty.error.as_ref().unwrap().kind, "NotFound");
+        assert!(empty.warm.is_none() && empty.first_read_ms.is_none());
+        assert_eq!(broken.error.as_ref().unwrap().kind, "InvalidConfig");
+        assert!(broken.source.is_none() && broken.warm.is_none());
+
+        let warm = function_handler(&bench, event(3)).await.unwrap();
+        assert!(!warm.cold);
+        assert_eq!(warm.invocation, 2);
+        let good = &warm.stacks[0];
+        assert_eq!((good.init_ms, good.first_read_ms), (None, None));
+        assert_eq!(good.warm.as_ref().unwrap().count, 3);
+
+        let json = serde_json::to_string(&warm).unwrap();
+        assert!(!json.contains("LAMBDA-CANARY"));
+        let back: Response = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, warm);
+    }
+
+    #[tokio::test]
+    async fn out_of_bounds_requests_have_a_stable_error_type() {
+        let bench = bench().await;
+        let err = function_handler(&bench, event(MAX_WARM_READS + 1))
+            .await
+            .unwrap_err();
+        let diagnostic = Diagnostic::from(err);
+        assert_eq!(diagnostic.error_type, "SecretLoader.InvalidRequest");
+        assert!(diagnostic.error_message.contains("warm_reads"));
+        // The rejected request did not count as the environment's first invocation.
+        assert!(function_handler(&bench, event(0)).await.unwrap().cold);
+    }
+
+    #[test]
+    fn requests_default_and_refuse_unknown_fields() {
+        let request: Request = serde_json::from_str("{}").unwrap();
+        assert_eq!(request.warm_reads, 10);
+        assert!(serde_json::from_str::<Request>(r#"{"warm":1}"#).is_err());
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let mut samples: Vec<f64> = (1..=10).rev().map(f64::from).collect();
+        let stats = warm_stats(&mut samples).unwrap();
+        assert_eq!(
+            (stats.count, stats.p50_ms, stats.p90_ms, stats.max_ms),
+            (10, 5.0, 9.0, 10.0)
+        );
+        assert!(warm_stats(&mut []).is_none());
+    }
+
+    #[tokio::test]
+    async fn emf_lines_carry_one_metric_per_stack_and_phase() {
+        let bench = bench().await;
+        let response = bench.handle(&Request { warm_reads: 2 }).await.unwrap();
+        let lines = emf_lines(&response);
+        // a-good: init, first_read, warm_p50, warm_p90; b-empty: init; c-broken: init.
+        assert_eq!(lines.len(), 6);
+        for line in &lines {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(
+                value["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+                "SecretLoader"
+            );
+            assert!(value["Latency"].is_number());
+            assert!(value["Stack"].is_string() && value["Phase"].is_string());
+        }
+    }
+}
