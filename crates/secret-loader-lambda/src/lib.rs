@@ -296,6 +296,12 @@ fn millis(duration: Duration) -> f64 {
 }
 
 /// p50 / p90 / max of `samples` (nearest rank), or `None` for no samples.
+///
+/// ```
+/// let mut samples = vec![4.0, 1.0, 3.0, 2.0];
+/// let stats = secret_loader_lambda::warm_stats(&mut samples).unwrap();
+/// assert_eq!((stats.p50_ms, stats.p90_ms, stats.max_ms), (2.0, 4.0, 4.0));
+/// ```
 pub fn warm_stats(samples: &mut [f64]) -> Option<WarmStats> {
     if samples.is_empty() {
         return None;
