@@ -121,6 +121,8 @@ pub struct WarmStats {
     pub p90_ms: f64,
     /// Slowest, milliseconds.
     pub max_ms: f64,
+    /// Every read, milliseconds, sorted: for percentiles across invocations (p99).
+    pub samples_ms: Vec<f64>,
 }
 
 /// One stack's numbers in one invocation.
@@ -314,6 +316,7 @@ pub fn warm_stats(samples: &mut [f64]) -> Option<WarmStats> {
         p50_ms: rank(0.50),
         p90_ms: rank(0.90),
         max_ms: samples[samples.len() - 1],
+        samples_ms: samples.to_vec(),
     })
 }
 
