@@ -19,6 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use secret_loader::{Config, Error, SecretId, SecretSource, VersionSelector};
+
+pub mod local_runtime;
 use serde::{Deserialize, Serialize};
 
 /// Environment variable naming the secret every stack reads.

@@ -1,89 +1,24 @@
-//! The real `bootstrap` binary under a Lambda Runtime API endpoint on loopback (a few routes
-//! served here), reading from the AWS emulator: a cold invocation, warm ones, and a rejected
-//! request with its `errorType`.
+//! The real `bootstrap` binary under the loopback Runtime API endpoint
+//! ([`LocalRuntime`]), reading from the AWS emulator: a cold invocation, a warm one, and a
+//! rejected request with its `errorType`.
 
 #[path = "../../../tests/common/mod.rs"]
 mod common;
 
-use std::collections::VecDeque;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use secret_loader::{SecretStore, SecretValue};
 use secret_loader_lambda::Response;
+use secret_loader_lambda::local_runtime::{LocalRuntime, Outcome};
 
-/// What the runtime sent back for one invocation.
-#[derive(Debug)]
-enum Outcome {
-    Response(String),
-    Error(String),
-}
+const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Serves `events` one per `/next`, reports each `/response` or `/error`, and the time of the
-/// first `/next` (the end of the function's init, as Lambda's REPORT line counts it).
-fn runtime_api(events: Vec<String>) -> (String, mpsc::Receiver<(Instant, Option<Outcome>)>) {
-    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let address = server.server_addr().to_ip().unwrap().to_string();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut events: VecDeque<String> = events.into();
-        let mut counter = 0;
-        for mut request in server.incoming_requests() {
-            let url = request.url().to_owned();
-            if url.ends_with("/runtime/invocation/next") {
-                let _ = tx.send((Instant::now(), None));
-                let Some(event) = events.pop_front() else {
-                    // No more work: leave the function waiting, as Lambda does between events.
-                    std::mem::forget(request);
-                    continue;
-                };
-                counter += 1;
-                let deadline = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_millis()
-                    + 60_000;
-                let header = |k: &str, v: String| tiny_http::Header::from_bytes(k, v).unwrap();
-                let response = tiny_http::Response::from_string(event)
-                    .with_header(header(
-                        "Lambda-Runtime-Aws-Request-Id",
-                        format!("req-{counter}"),
-                    ))
-                    .with_header(header("Lambda-Runtime-Deadline-Ms", deadline.to_string()))
-                    .with_header(header(
-                        "Lambda-Runtime-Invoked-Function-Arn",
-                        "arn:aws:lambda:us-east-1:123456789012:function:comparison".into(),
-                    ));
-                let _ = request.respond(response);
-            } else {
-                let mut body = String::new();
-                request.as_reader().read_to_string(&mut body).unwrap();
-                let outcome = if url.ends_with("/response") {
-                    Outcome::Response(body)
-                } else {
-                    Outcome::Error(body)
-                };
-                let _ = request.respond(tiny_http::Response::empty(202));
-                let _ = tx.send((Instant::now(), Some(outcome)));
-            }
-        }
-    });
-    (address, rx)
-}
-
-fn spawn_bootstrap(api: &str, secret_id: &str, stacks: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .env("AWS_LAMBDA_RUNTIME_API", api)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "comparison")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("SECRET_LOADER_BENCH_SECRET_ID", secret_id)
-        .env("SECRET_LOADER_BENCH_STACKS", stacks)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+fn response(outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::Response(body) => serde_json::from_str(&body).unwrap(),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,53 +36,26 @@ async fn the_real_binary_answers_cold_then_warm_invocations() {
         "broken": "vault://nowhere",
     })
     .to_string();
-    let events = vec![
-        r#"{"warm_reads": 3}"#.to_owned(),
-        r#"{"warm_reads": 2}"#.to_owned(),
-        r#"{"warm_reads": 5000}"#.to_owned(),
+    let env = [
+        ("SECRET_LOADER_BENCH_SECRET_ID", id.as_str()),
+        ("SECRET_LOADER_BENCH_STACKS", stacks.as_str()),
     ];
-    let (api, rx) = runtime_api(events);
-    let spawned = Instant::now();
-    let mut child = spawn_bootstrap(&api, id.as_str(), &stacks);
+    let mut runtime =
+        LocalRuntime::start(Path::new(env!("CARGO_BIN_EXE_bootstrap")), &env).unwrap();
 
-    let mut outcomes = Vec::new();
-    let mut init = None;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while outcomes.len() < 3 {
-        let wait = deadline.saturating_duration_since(Instant::now());
-        let (at, outcome) = rx
-            .recv_timeout(wait)
-            .expect("the function answered too few invocations in 60 s");
-        match outcome {
-            None => {
-                init.get_or_insert(at.duration_since(spawned));
-            }
-            Some(outcome) => outcomes.push(outcome),
-        }
-    }
-    child.kill().unwrap();
-    let output = child.wait_with_output().unwrap();
-    let logs = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    assert!(init.is_some(), "no /next request");
+    let cold = response(runtime.invoke(r#"{"warm_reads": 3}"#, TIMEOUT).unwrap());
+    assert!(
+        runtime.init_duration().is_some(),
+        "init is timed to the first /next"
+    );
+    let warm = response(runtime.invoke(r#"{"warm_reads": 2}"#, TIMEOUT).unwrap());
+    let rejected = runtime.invoke(r#"{"warm_reads": 5000}"#, TIMEOUT).unwrap();
+    let logs = runtime.stop();
 
-    let responses: Vec<Response> = outcomes[..2]
-        .iter()
-        .map(|o| match o {
-            Outcome::Response(body) => serde_json::from_str(body).unwrap(),
-            other => panic!("{other:?}\n{logs}"),
-        })
-        .collect();
-    let (cold, warm) = (&responses[0], &responses[1]);
-    assert!(cold.cold && !warm.cold, "{responses:?}");
+    assert!(cold.cold && !warm.cold, "{cold:?} {warm:?}");
     let names: Vec<_> = cold.stacks.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["broken", "secretsmanager", "secretsmanager+memory"]);
-    let broken = &cold.stacks[0];
-    assert_eq!(
-        broken.error.as_ref().unwrap().kind,
-        "InvalidConfig",
-        "{broken:?}"
-    );
+    assert_eq!(cold.stacks[0].error.as_ref().unwrap().kind, "InvalidConfig");
     for stack in &cold.stacks[1..] {
         assert!(stack.error.is_none(), "{stack:?}");
         assert!(
@@ -167,7 +75,7 @@ async fn the_real_binary_answers_cold_then_warm_invocations() {
         );
         assert_eq!(stack.warm.as_ref().unwrap().count, 2);
     }
-    match &outcomes[2] {
+    match &rejected {
         Outcome::Error(body) => {
             let error: serde_json::Value = serde_json::from_str(body).unwrap();
             assert_eq!(error["errorType"], "SecretLoader.InvalidRequest", "{body}");
@@ -177,9 +85,23 @@ async fn the_real_binary_answers_cold_then_warm_invocations() {
     // Metrics went out as EMF lines; the secret went nowhere.
     assert!(logs.contains(r#""Namespace":"SecretLoader""#), "{logs}");
     assert!(!logs.contains("RUNTIME-CANARY"));
-    assert!(
-        outcomes
-            .iter()
-            .all(|o| !format!("{o:?}").contains("RUNTIME-CANARY"))
-    );
+    assert!(!format!("{cold:?}{warm:?}{rejected:?}").contains("RUNTIME-CANARY"));
+}
+
+/// A new process is a new execution environment: its first invocation is cold again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_process_is_a_cold_start() {
+    let stacks = r#"{"broken": "vault://nowhere"}"#;
+    let env = [
+        ("SECRET_LOADER_BENCH_SECRET_ID", "any/id"),
+        ("SECRET_LOADER_BENCH_STACKS", stacks),
+    ];
+    let bootstrap = Path::new(env!("CARGO_BIN_EXE_bootstrap"));
+    for _ in 0..2 {
+        let mut runtime = LocalRuntime::start(bootstrap, &env).unwrap();
+        let first = response(runtime.invoke("{}", TIMEOUT).unwrap());
+        assert!(first.cold && first.invocation == 1);
+        assert!(runtime.init_duration().is_some());
+        runtime.stop();
+    }
 }
