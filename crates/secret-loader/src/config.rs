@@ -317,26 +317,7 @@ impl SourceConfig {
     /// [`Error::InvalidConfig`] (no region, ...), [`Error::Unsupported`] when the backend was
     /// compiled out (cargo feature off).
     pub async fn build_store(&self) -> Result<Arc<dyn SecretStore>> {
-        match self {
-            #[cfg(feature = "secretsmanager")]
-            Self::SecretsManager(config) => Ok(Arc::new(
-                crate::aws::secretsmanager::SecretsManagerSource::from_config(config).await?,
-            )),
-            #[cfg(feature = "s3")]
-            Self::S3Kms(config) => Ok(Arc::new(
-                crate::aws::s3::S3Source::from_config(config, false).await?,
-            )),
-            #[cfg(feature = "s3")]
-            Self::S3SseKms(config) => Ok(Arc::new(
-                crate::aws::s3::S3Source::from_config(config, true).await?,
-            )),
-            #[cfg(feature = "file")]
-            Self::FileKms(config) => Ok(Arc::new(
-                crate::file::FileKmsSource::from_config(config).await?,
-            )),
-            #[allow(unreachable_patterns)]
-            other => Err(compiled_out(other.scheme())),
-        }
+        Ok(self.build_all().await?.store)
     }
 
     /// Builds the configured source (without cache layers: see [`Config::build`]).
@@ -344,23 +325,71 @@ impl SourceConfig {
     /// # Errors
     /// As [`SourceConfig::build_store`].
     pub async fn build(&self) -> Result<Arc<dyn SecretSource>> {
-        Ok(self.build_parts().await?.0)
+        Ok(self.build_all().await?.store)
     }
 
-    /// The source, and the same source as a cheap version checker where it is one.
-    async fn build_parts(
-        &self,
-    ) -> Result<(Arc<dyn SecretSource>, Option<Arc<dyn CurrentVersion>>)> {
-        #[cfg(feature = "secretsmanager")]
-        if let Self::SecretsManager(config) = self {
-            let source = Arc::new(
-                crate::aws::secretsmanager::SecretsManagerSource::from_config(config).await?,
-            );
-            return Ok((source.clone(), Some(source)));
-        }
-        let store = self.build_store().await?;
-        Ok((store as Arc<dyn SecretSource>, None))
+    /// Loads the SDK configuration once and builds the source with it.
+    #[cfg(feature = "aws")]
+    async fn build_all(&self) -> Result<Built> {
+        let sdk = crate::aws::load_sdk_config(self.aws()).await?;
+        let (store, versions): (Arc<dyn SecretStore>, Option<Arc<dyn CurrentVersion>>) = match self
+        {
+            #[cfg(feature = "secretsmanager")]
+            Self::SecretsManager(config) => {
+                let source = Arc::new(
+                    crate::aws::secretsmanager::SecretsManagerSource::from_config(&sdk, config),
+                );
+                (source.clone(), Some(source))
+            }
+            #[cfg(feature = "s3")]
+            Self::S3Kms(config) => (
+                Arc::new(crate::aws::s3::S3Source::from_config(&sdk, config, false).await?),
+                None,
+            ),
+            #[cfg(feature = "s3")]
+            Self::S3SseKms(config) => (
+                Arc::new(crate::aws::s3::S3Source::from_config(&sdk, config, true).await?),
+                None,
+            ),
+            #[cfg(feature = "file")]
+            Self::FileKms(config) => (
+                Arc::new(crate::file::FileKmsSource::from_config(&sdk, config).await?),
+                None,
+            ),
+            #[allow(unreachable_patterns)]
+            other => return Err(compiled_out(other.scheme())),
+        };
+        Ok(Built {
+            store,
+            versions,
+            sdk,
+        })
     }
+
+    #[cfg(not(feature = "aws"))]
+    async fn build_all(&self) -> Result<Built> {
+        Err(compiled_out(self.scheme()))
+    }
+}
+
+/// A built source: the store, the same source as a cheap version checker where it is one,
+/// and the SDK configuration it was built with (reused by cache layers that call KMS).
+struct Built {
+    store: Arc<dyn SecretStore>,
+    versions: Option<Arc<dyn CurrentVersion>>,
+    #[cfg(feature = "aws")]
+    #[cfg_attr(not(feature = "kms"), allow(dead_code))]
+    sdk: aws_config::SdkConfig,
+}
+
+/// The KMS key a scheme that seals envelopes can't do without.
+#[cfg(any(feature = "s3", feature = "file"))]
+pub(crate) fn required_kms_key(scheme: Scheme, key: Option<&str>) -> Result<&str> {
+    key.ok_or_else(|| {
+        Error::invalid_config(format!(
+            "{scheme}:// needs a KMS key: `kms_key_id=` in the URL (key ARN, id or alias), or --kms-key"
+        ))
+    })
 }
 
 #[allow(dead_code)]
@@ -746,10 +775,12 @@ impl Config {
     /// As [`SourceConfig::build`]; [`Error::InvalidConfig`] for an encrypted tmp cache without
     /// a KMS key, an unsafe tmp directory, or a version check over a source without versions.
     pub async fn build(&self) -> Result<Arc<dyn SecretSource>> {
-        let (mut source, versions) = self.source.build_parts().await?;
+        let built = self.source.build_all().await?;
+        let mut source: Arc<dyn SecretSource> = built.store.clone();
         if let Some(options) = &self.tmp {
-            source = self.build_tmp(source, options).await?;
+            source = self.build_tmp(source, options, &built).await?;
         }
+        let versions = built.versions;
         if let Some(options) = &self.memory {
             let mut cache = MemoryCache::new(source, options.clone());
             if options.version_check {
@@ -771,6 +802,7 @@ impl Config {
         &self,
         source: Arc<dyn SecretSource>,
         options: &TmpOptions,
+        built: &Built,
     ) -> Result<Arc<dyn SecretSource>> {
         use crate::cache::{TmpAtRest, TmpCache};
         let at_rest = if options.plaintext {
@@ -786,9 +818,8 @@ impl Config {
                          `kms_key_id=`), or opt in to `tmp_plaintext=true`",
                     )
                 })?;
-            let sdk = crate::aws::load_sdk_config(self.source.aws()).await?;
             let envelope = crate::envelope::Envelope::kms(
-                aws_sdk_kms::Client::new(&sdk),
+                aws_sdk_kms::Client::new(&built.sdk),
                 key,
                 AlgorithmSuite::default(),
             )
@@ -803,6 +834,7 @@ impl Config {
         &self,
         _source: Arc<dyn SecretSource>,
         _options: &TmpOptions,
+        _built: &Built,
     ) -> Result<Arc<dyn SecretSource>> {
         Err(Error::Unsupported {
             backend: "tmp-cache",

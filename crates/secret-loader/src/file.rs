@@ -19,8 +19,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::atomic::write_atomically;
-use crate::aws::load_sdk_config;
-use crate::config::FileConfig;
+use aws_config::SdkConfig;
+
+use crate::config::{FileConfig, Scheme, required_kms_key};
 use crate::envelope::Envelope;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::SecretId;
@@ -75,18 +76,13 @@ impl FileKmsSource {
         })
     }
 
-    /// Builds the backend `config` describes.
+    /// Builds the backend `config` describes, with a KMS client from `sdk`.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] (no KMS key, no region, a missing root, an unknown key).
-    pub async fn from_config(config: &FileConfig) -> Result<Self> {
-        let key = config.kms_key_id.as_deref().ok_or_else(|| {
-            Error::invalid_config(
-                "file+kms:// needs a KMS key: `kms_key_id=` in the URL (key ARN, id or alias), or --kms-key",
-            )
-        })?;
-        let sdk = load_sdk_config(&config.aws).await?;
-        let envelope = Envelope::kms(aws_sdk_kms::Client::new(&sdk), key, config.suite).await?;
+    /// [`Error::InvalidConfig`] (no KMS key, a missing root, an unknown key).
+    pub async fn from_config(sdk: &SdkConfig, config: &FileConfig) -> Result<Self> {
+        let key = required_kms_key(Scheme::FileKms, config.kms_key_id.as_deref())?;
+        let envelope = Envelope::kms(aws_sdk_kms::Client::new(sdk), key, config.suite).await?;
         Self::new(&config.root, Arc::new(envelope))
     }
 

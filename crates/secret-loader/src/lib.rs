@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rustdoc::broken_intra_doc_links)]
 
+#[cfg(feature = "kms")]
 mod atomic;
 #[cfg(feature = "aws")]
 pub mod aws;

@@ -9,8 +9,10 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 
-use crate::aws::{classify_sdk_error, load_sdk_config};
-use crate::config::S3Config;
+use aws_config::SdkConfig;
+
+use crate::aws::classify_sdk_error;
+use crate::config::{S3Config, Scheme, required_kms_key};
 use crate::envelope::Envelope;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::SecretId;
@@ -97,14 +99,18 @@ impl S3Source {
         }
     }
 
-    /// Builds the backend `config` describes; `server_side` picks `s3+sse-kms`.
+    /// Builds the backend `config` describes, with clients from `sdk`; `server_side` picks
+    /// `s3+sse-kms`.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] (no region, no KMS key for envelopes, an unknown key).
-    pub async fn from_config(config: &S3Config, server_side: bool) -> Result<Self> {
-        let sdk = load_sdk_config(&config.aws).await?;
+    /// [`Error::InvalidConfig`] (no KMS key for envelopes, an unknown key).
+    pub async fn from_config(
+        sdk: &SdkConfig,
+        config: &S3Config,
+        server_side: bool,
+    ) -> Result<Self> {
         let s3 = Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
+            aws_sdk_s3::config::Builder::from(sdk)
                 .force_path_style(config.force_path_style)
                 .build(),
         );
@@ -116,12 +122,8 @@ impl S3Source {
                 config.kms_key_id.clone(),
             ));
         }
-        let key = config.kms_key_id.as_deref().ok_or_else(|| {
-            Error::invalid_config(
-                "s3+kms:// needs a KMS key: `kms_key_id=` in the URL (key ARN, id or alias), or --kms-key",
-            )
-        })?;
-        let envelope = Envelope::kms(aws_sdk_kms::Client::new(&sdk), key, config.suite).await?;
+        let key = required_kms_key(Scheme::S3Kms, config.kms_key_id.as_deref())?;
+        let envelope = Envelope::kms(aws_sdk_kms::Client::new(sdk), key, config.suite).await?;
         Ok(Self::envelope(
             s3,
             &config.bucket,

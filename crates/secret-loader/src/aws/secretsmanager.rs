@@ -7,7 +7,7 @@ use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::primitives::Blob;
 
-use crate::aws::{classify_sdk_error, load_sdk_config};
+use crate::aws::classify_sdk_error;
 use crate::config::SecretsManagerConfig;
 use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::id::SecretId;
@@ -46,13 +46,9 @@ impl SecretsManagerSource {
         Self::new(Client::new(config))
     }
 
-    /// Loads the SDK configuration for `config` and builds the source.
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] when no region is configured.
-    pub async fn from_config(config: &SecretsManagerConfig) -> Result<Self> {
-        let sdk = load_sdk_config(&config.aws).await?;
-        Ok(Self::from_sdk_config(&sdk).with_kms_key_id(config.kms_key_id.clone()))
+    /// The source `config` describes, with clients from `sdk`.
+    pub fn from_config(sdk: &SdkConfig, config: &SecretsManagerConfig) -> Self {
+        Self::from_sdk_config(sdk).with_kms_key_id(config.kms_key_id.clone())
     }
 
     /// The KMS key new secrets are created with (default: the account's `aws/secretsmanager` key).
