@@ -317,7 +317,7 @@ impl SourceConfig {
     /// [`Error::InvalidConfig`] (no region, ...), [`Error::Unsupported`] when the backend was
     /// compiled out (cargo feature off).
     pub async fn build_store(&self) -> Result<Arc<dyn SecretStore>> {
-        Ok(self.build_all().await?.store)
+        Ok(self.build_all(None).await?.store)
     }
 
     /// Builds the configured source (without cache layers: see [`Config::build`]).
@@ -325,13 +325,14 @@ impl SourceConfig {
     /// # Errors
     /// As [`SourceConfig::build_store`].
     pub async fn build(&self) -> Result<Arc<dyn SecretSource>> {
-        Ok(self.build_all().await?.store)
+        Ok(self.build_all(None).await?.store)
     }
 
-    /// Loads the SDK configuration once and builds the source with it.
+    /// Loads the SDK configuration once (on `http_client` when given) and builds the source
+    /// with it.
     #[cfg(feature = "aws")]
-    async fn build_all(&self) -> Result<Built> {
-        let sdk = crate::aws::load_sdk_config(self.aws()).await?;
+    async fn build_all(&self, http_client: Option<HttpClientHook>) -> Result<Built> {
+        let sdk = crate::aws::load_sdk_config_with(self.aws(), http_client).await?;
         let (store, versions): (Arc<dyn SecretStore>, Option<Arc<dyn CurrentVersion>>) = match self
         {
             #[cfg(feature = "secretsmanager")]
@@ -367,10 +368,16 @@ impl SourceConfig {
     }
 
     #[cfg(not(feature = "aws"))]
-    async fn build_all(&self) -> Result<Built> {
+    async fn build_all(&self, _http_client: Option<HttpClientHook>) -> Result<Built> {
         Err(compiled_out(self.scheme()))
     }
 }
+
+/// An HTTP client for every AWS call of a stack (nothing without AWS).
+#[cfg(feature = "aws")]
+type HttpClientHook = aws_smithy_runtime_api::client::http::SharedHttpClient;
+#[cfg(not(feature = "aws"))]
+type HttpClientHook = std::convert::Infallible;
 
 /// A built source: the store, the same source as a cheap version checker where it is one,
 /// and the SDK configuration it was built with (reused by cache layers that call KMS).
@@ -775,7 +782,25 @@ impl Config {
     /// As [`SourceConfig::build`]; [`Error::InvalidConfig`] for an encrypted tmp cache without
     /// a KMS key, an unsafe tmp directory, or a version check over a source without versions.
     pub async fn build(&self) -> Result<Arc<dyn SecretSource>> {
-        let built = self.source.build_all().await?;
+        self.build_on(None).await
+    }
+
+    /// As [`Config::build`], with every AWS call of the stack (the source's and an encrypted
+    /// tmp layer's) sent through `http_client`: for proxies, custom TLS, or counting calls
+    /// (the comparison Lambda counts calls per read this way).
+    ///
+    /// # Errors
+    /// As [`Config::build`].
+    #[cfg(feature = "aws")]
+    pub async fn build_with_http_client(
+        &self,
+        http_client: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    ) -> Result<Arc<dyn SecretSource>> {
+        self.build_on(Some(http_client)).await
+    }
+
+    async fn build_on(&self, http_client: Option<HttpClientHook>) -> Result<Arc<dyn SecretSource>> {
+        let built = self.source.build_all(http_client).await?;
         let mut source: Arc<dyn SecretSource> = built.store.clone();
         if let Some(options) = &self.tmp {
             source = self.build_tmp(source, options, &built).await?;

@@ -5,6 +5,7 @@ use std::error::Error as StdError;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -27,6 +28,17 @@ pub mod secretsmanager;
 /// [`Error::InvalidConfig`] when no region can be found: without one every call would fail
 /// later with a less helpful "missing signing region".
 pub async fn load_sdk_config(options: &AwsOptions) -> Result<SdkConfig> {
+    load_sdk_config_with(options, None).await
+}
+
+/// As [`load_sdk_config`], sending every call through `http_client` when one is given.
+///
+/// # Errors
+/// As [`load_sdk_config`].
+pub async fn load_sdk_config_with(
+    options: &AwsOptions,
+    http_client: Option<SharedHttpClient>,
+) -> Result<SdkConfig> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(options.max_attempts))
         .timeout_config(
@@ -44,6 +56,9 @@ pub async fn load_sdk_config(options: &AwsOptions) -> Result<SdkConfig> {
     }
     if let Some(profile) = &options.profile {
         loader = loader.profile_name(profile);
+    }
+    if let Some(http_client) = http_client {
+        loader = loader.http_client(http_client);
     }
     let config = loader.load().await;
     if config.region().is_none() {
@@ -140,7 +155,22 @@ pub(crate) fn classify_sdk_error<E>(
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
-    let kind = match &err {
+    let kind = sdk_error_kind(&err, service_kind);
+    Error::from_kind(kind, backend, id, Some(Box::new(err)))
+}
+
+/// The kind of any AWS SDK error, by the rules every backend uses: timeouts, unreadable
+/// answers and connection failures are transient; a service's answer is classified by
+/// `service_kind` (its own codes, `|_| None` for none), then by the codes all AWS services
+/// share, then by HTTP status.
+pub fn sdk_error_kind<E>(
+    err: &SdkError<E, HttpResponse>,
+    service_kind: fn(&str) -> Option<ErrorKind>,
+) -> ErrorKind
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => ErrorKind::Transient,
         SdkError::DispatchFailure(failure) if failure.is_user() => ErrorKind::Other,
         SdkError::DispatchFailure(_) => ErrorKind::Transient,
@@ -151,6 +181,5 @@ where
         ),
         // Construction failures (bad input, no credentials) and anything new.
         _ => ErrorKind::Other,
-    };
-    Error::from_kind(kind, backend, id, Some(Box::new(err)))
+    }
 }
