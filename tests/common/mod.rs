@@ -41,6 +41,18 @@ pub async fn secretsmanager() -> SecretsManagerSource {
     SecretsManagerSource::from_sdk_config(&sdk_config().await)
 }
 
+/// A new secret in Secrets Manager on the emulator holding `value`.
+pub async fn secretsmanager_secret(prefix: &str, value: &str) -> SecretId {
+    use secret_loader::SecretStore;
+    let id = unique_id(prefix);
+    secretsmanager()
+        .await
+        .put(&id, &secret_loader::SecretValue::text(value))
+        .await
+        .expect("seed a secret");
+    id
+}
+
 /// A raw SDK client on the emulator, for seeding and checking behind the library's back.
 pub async fn raw_secretsmanager() -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(&sdk_config().await)

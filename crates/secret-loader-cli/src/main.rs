@@ -10,6 +10,9 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod bench;
+mod report;
+
 use clap::{Args, Parser, Subcommand};
 use secrecy::ExposeSecret;
 use secret_loader::config::{CONFIG_FILE_ENV, SOURCE_ENV};
@@ -59,6 +62,8 @@ enum Command {
     /// Store a new version of a secret, read from stdin or --value-file; prints the new
     /// version id where the backend has versions.
     Put(PutArgs),
+    /// Compare the backends: cold and warm latency, calls and cost per read, as a report.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +128,9 @@ fn init_logging() {
 }
 
 async fn run(cli: Cli) -> Result<(), Error> {
+    if let Command::Bench(args) = cli.command {
+        return bench::bench(args, cli.kms_key).await;
+    }
     let mut config = match (&cli.source, &cli.config) {
         (Some(url), _) => Config::from_url(url)?,
         (None, Some(path)) => Config::from_toml_file(path)?,
@@ -134,6 +142,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Get(args) => get(&config, args).await,
         Command::Put(args) => put(&config, args).await,
+        Command::Bench(_) => unreachable!("handled above"),
     }
 }
 

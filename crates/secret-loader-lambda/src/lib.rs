@@ -20,8 +20,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use secret_loader::{Config, Error, SecretId, SecretSource, VersionSelector};
 
+pub mod calls;
+pub mod local_lambda;
 pub mod local_runtime;
 use serde::{Deserialize, Serialize};
+
+use crate::calls::{CallCounter, Calls, difference};
 
 /// Environment variable naming the secret every stack reads.
 pub const SECRET_ID_ENV: &str = "SECRET_LOADER_BENCH_SECRET_ID";
@@ -38,6 +42,31 @@ pub struct Request {
     /// Reads per stack after the first one (default 10, at most [`MAX_WARM_READS`]).
     #[serde(default = "default_warm_reads")]
     pub warm_reads: u32,
+    /// Instead of measuring, copy the secret from one stack into another stack's backend:
+    /// how a deployment seeds EFS, which only the function can reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<CopyRequest>,
+}
+
+/// Which stacks a copy goes between (by name).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CopyRequest {
+    /// The stack read from.
+    pub from: String,
+    /// The stack whose backend is written to.
+    pub to: String,
+}
+
+/// What a copy did.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Copied {
+    /// The stacks.
+    pub request: CopyRequest,
+    /// Whether the secret was new in the target backend.
+    pub created: bool,
+    /// The new version's id, where the backend has versions.
+    pub version_id: Option<String>,
 }
 
 fn default_warm_reads() -> u32 {
@@ -49,12 +78,15 @@ fn default_warm_reads() -> u32 {
 pub enum HandlerError {
     /// The request asks for something out of bounds.
     InvalidRequest(String),
+    /// A copy between stacks failed.
+    CopyFailed(ErrorReport),
 }
 
 impl std::fmt::Display for HandlerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::InvalidRequest(reason) => write!(f, "invalid request: {reason}"),
+            Self::CopyFailed(error) => write!(f, "copy failed: {} ({})", error.message, error.kind),
         }
     }
 }
@@ -66,6 +98,7 @@ impl HandlerError {
     pub fn error_type(&self) -> &'static str {
         match self {
             Self::InvalidRequest(_) => "SecretLoader.InvalidRequest",
+            Self::CopyFailed(_) => "SecretLoader.CopyFailed",
         }
     }
 }
@@ -142,6 +175,15 @@ pub struct StackReport {
     pub warm: Option<WarmStats>,
     /// The first error this invocation met on this stack (building or reading).
     pub error: Option<ErrorReport>,
+    /// AWS requests sent while building the stack, by service; with `init_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_calls: Option<Calls>,
+    /// AWS requests sent by the first read, by service; with `first_read_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_read_calls: Option<Calls>,
+    /// AWS requests sent by this invocation's warm reads, by service.
+    #[serde(default)]
+    pub warm_calls: Calls,
 }
 
 /// An invocation's response.
@@ -153,8 +195,18 @@ pub struct Response {
     pub invocation: u64,
     /// The secret read.
     pub secret_id: String,
-    /// One entry per stack, in name order.
+    /// One entry per stack, in name order (none for a copy).
     pub stacks: Vec<StackReport>,
+    /// What a copy request did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied: Option<Copied>,
+    /// The Encryption SDK's first message in this process (a local-key seal and open before
+    /// any stack is built), milliseconds; in the environment's first invocation only. Every
+    /// envelope stack (`s3+kms`, `file+kms`, an encrypted `/tmp` layer) pays this once per
+    /// process on top of its own numbers; measured apart so it doesn't land on whichever
+    /// stack happens to run first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope_warm_up_ms: Option<f64>,
 }
 
 /// A stack's source, or why it could not be built.
@@ -165,6 +217,7 @@ struct Stack {
     name: String,
     source: BuiltSource,
     init: Duration,
+    calls: Option<(CallCounter, Calls)>,
     first_read_done: AtomicBool,
 }
 
@@ -172,27 +225,39 @@ struct Stack {
 pub struct Bench {
     secret_id: SecretId,
     stacks: Vec<Stack>,
+    urls: BTreeMap<String, String>,
+    envelope_warm_up: Option<Duration>,
     invocations: AtomicU64,
 }
 
 impl Bench {
-    /// Builds each stack from its URL (`name → URL`), timing each build. A stack that fails
-    /// to build is kept as an error row.
+    /// Builds each stack from its URL (`name → URL`), timing each build and counting its
+    /// AWS calls (each stack has its own clients and its own counter). A stack that fails to
+    /// build is kept as an error row.
     pub async fn build(secret_id: SecretId, stacks: &BTreeMap<String, String>) -> Self {
+        let envelope_warm_up = warm_up_envelopes().await;
         let mut built = Vec::with_capacity(stacks.len());
         for (name, url) in stacks {
+            let counter = CallCounter::new();
             let started = Instant::now();
             let source = match Config::from_url(url) {
-                Ok(config) => config.build().await,
+                Ok(config) => config.build_with_http_client(counter.http_client()).await,
                 Err(err) => Err(err),
             };
-            built.push((
-                name.clone(),
-                source.map_err(|e| ErrorReport::from(&e)),
-                started.elapsed(),
-            ));
+            let init = started.elapsed();
+            let init_calls = counter.snapshot();
+            built.push(Stack {
+                name: name.clone(),
+                source: source.map_err(|e| ErrorReport::from(&e)),
+                init,
+                calls: Some((counter, init_calls)),
+                first_read_done: AtomicBool::new(false),
+            });
         }
-        Self::from_sources(secret_id, built)
+        let mut bench = Self::new(secret_id, built);
+        bench.urls = stacks.clone();
+        bench.envelope_warm_up = envelope_warm_up;
+        bench
     }
 
     /// A bench over sources built elsewhere (tests, embedders): `(name, source, init time)`.
@@ -203,12 +268,19 @@ impl Bench {
                 name,
                 source,
                 init,
+                calls: None,
                 first_read_done: AtomicBool::new(false),
             })
             .collect();
+        Self::new(secret_id, stacks)
+    }
+
+    fn new(secret_id: SecretId, stacks: Vec<Stack>) -> Self {
         Self {
             secret_id,
             stacks,
+            urls: BTreeMap::new(),
+            envelope_warm_up: None,
             invocations: AtomicU64::new(0),
         }
     }
@@ -233,9 +305,22 @@ impl Bench {
     /// Handles one invocation.
     ///
     /// # Errors
-    /// [`HandlerError::InvalidRequest`] when `warm_reads` is out of bounds; a stack failing is
-    /// reported in the response instead.
+    /// [`HandlerError::InvalidRequest`] when `warm_reads` is out of bounds or a copy names an
+    /// unknown stack, [`HandlerError::CopyFailed`] when a copy fails; a stack failing to
+    /// measure is reported in the response instead.
     pub async fn handle(&self, request: &Request) -> Result<Response, HandlerError> {
+        if let Some(copy) = &request.copy {
+            let copied = self.copy(copy).await?;
+            let invocations = self.invocations.load(Ordering::Relaxed);
+            return Ok(Response {
+                cold: invocations == 0,
+                invocation: invocations,
+                secret_id: self.secret_id.to_string(),
+                stacks: Vec::new(),
+                copied: Some(copied),
+                envelope_warm_up_ms: None,
+            });
+        }
         if request.warm_reads > MAX_WARM_READS {
             return Err(HandlerError::InvalidRequest(format!(
                 "warm_reads {} is more than {MAX_WARM_READS}",
@@ -253,6 +338,45 @@ impl Bench {
             invocation,
             secret_id: self.secret_id.to_string(),
             stacks,
+            copied: None,
+            envelope_warm_up_ms: self.envelope_warm_up.filter(|_| cold).map(millis),
+        })
+    }
+
+    /// Reads the secret through stack `from` and stores it in stack `to`'s backend.
+    async fn copy(&self, copy: &CopyRequest) -> Result<Copied, HandlerError> {
+        let from = self
+            .stacks
+            .iter()
+            .find(|s| s.name == copy.from)
+            .ok_or_else(|| HandlerError::InvalidRequest(format!("no stack `{}`", copy.from)))?;
+        let to = self
+            .urls
+            .get(&copy.to)
+            .ok_or_else(|| HandlerError::InvalidRequest(format!("no stack `{}`", copy.to)))?;
+        let source = from
+            .source
+            .as_ref()
+            .map_err(|e| HandlerError::CopyFailed(e.clone()))?;
+        let failed = |e: Error| HandlerError::CopyFailed(ErrorReport::from(&e));
+        let secret = source
+            .get(&self.secret_id, &VersionSelector::Current)
+            .await
+            .map_err(failed)?;
+        let store = Config::from_url(to)
+            .map_err(failed)?
+            .build_store()
+            .await
+            .map_err(failed)?;
+        let outcome = store
+            .put(&self.secret_id, secret.value())
+            .await
+            .map_err(failed)?;
+        tracing::info!(from = %copy.from, to = %copy.to, id = %self.secret_id, "copied the secret");
+        Ok(Copied {
+            request: copy.clone(),
+            created: outcome.created,
+            version_id: outcome.version_id,
         })
     }
 
@@ -264,7 +388,13 @@ impl Bench {
             first_read_ms: None,
             warm: None,
             error: None,
+            init_calls: cold
+                .then(|| stack.calls.as_ref().map(|(_, init)| init.clone()))
+                .flatten(),
+            first_read_calls: None,
+            warm_calls: Calls::new(),
         };
+        let calls = || stack.calls.as_ref().map(|(counter, _)| counter.snapshot());
         let source = match &stack.source {
             Ok(source) => source,
             Err(err) => {
@@ -274,12 +404,15 @@ impl Bench {
         };
         report.source = Some(source.to_string());
         if !stack.first_read_done.swap(true, Ordering::Relaxed) {
+            let before = calls();
             let started = Instant::now();
             match source.get(&self.secret_id, &VersionSelector::Current).await {
                 Ok(_) => report.first_read_ms = Some(millis(started.elapsed())),
                 Err(err) => report.error = Some(ErrorReport::from(&err)),
             }
+            report.first_read_calls = before.zip(calls()).map(|(b, a)| difference(&a, &b));
         }
+        let before = calls();
         let mut samples = Vec::with_capacity(warm_reads as usize);
         for _ in 0..warm_reads {
             let started = Instant::now();
@@ -291,8 +424,32 @@ impl Bench {
             }
         }
         report.warm = warm_stats(&mut samples);
+        if let (Some(before), Some(after)) = (before, calls()) {
+            report.warm_calls = difference(&after, &before);
+        }
         report
     }
+}
+
+/// Seals and opens one message with a local key, timed: the Encryption SDK's one-time cost
+/// per process, paid here instead of by the first envelope stack. `None` if it fails (the
+/// stacks then report their own errors).
+async fn warm_up_envelopes() -> Option<Duration> {
+    use secret_loader::secrecy::SecretSlice;
+    use secret_loader::{AlgorithmSuite, Envelope, SecretValue};
+
+    let started = Instant::now();
+    let key = SecretSlice::from(vec![0x5a; 32]);
+    let envelope = Envelope::raw_aes("secret-loader", "warm-up", &key, AlgorithmSuite::default())
+        .await
+        .ok()?;
+    let id = SecretId::new("secret-loader/warm-up").ok()?;
+    let sealed = envelope
+        .seal("tmp-cache", &id, &SecretValue::text("warm-up"))
+        .await
+        .ok()?;
+    envelope.open("tmp-cache", &id, sealed).await.ok()?;
+    Some(started.elapsed())
 }
 
 fn millis(duration: Duration) -> f64 {
@@ -389,7 +546,13 @@ mod tests {
     }
 
     fn event(warm_reads: u32) -> LambdaEvent<Request> {
-        LambdaEvent::new(Request { warm_reads }, Context::default())
+        LambdaEvent::new(
+            Request {
+                warm_reads,
+                copy: None,
+            },
+            Context::default(),
+        )
     }
 
     #[tokio::test]
@@ -457,7 +620,13 @@ mod tests {
     #[tokio::test]
     async fn emf_lines_carry_one_metric_per_stack_and_phase() {
         let bench = bench().await;
-        let response = bench.handle(&Request { warm_reads: 2 }).await.unwrap();
+        let response = bench
+            .handle(&Request {
+                warm_reads: 2,
+                copy: None,
+            })
+            .await
+            .unwrap();
         let lines = emf_lines(&response);
         // a-good: init, first_read, warm_p50, warm_p90; b-empty: init; c-broken: init.
         assert_eq!(lines.len(), 6);

@@ -6,6 +6,7 @@
 //! Served routes: `/2018-06-01/runtime/invocation/next`, `.../{id}/response`,
 //! `.../{id}/error` and `/2018-06-01/runtime/init/error`.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +33,9 @@ pub struct LocalRuntime {
     stop: Arc<AtomicBool>,
     server: Option<JoinHandle<()>>,
     child: Option<Child>,
+    logs: Arc<Mutex<String>>,
+    logs_taken: usize,
+    readers: Vec<JoinHandle<()>>,
 }
 
 impl LocalRuntime {
@@ -56,7 +60,7 @@ impl LocalRuntime {
             std::thread::spawn(move || serve(&server, &pending, &answers, &first_next, &stop))
         };
         let spawned = Instant::now();
-        let child = Command::new(bootstrap)
+        let mut child = Command::new(bootstrap)
             .env("AWS_LAMBDA_RUNTIME_API", &address)
             .env("AWS_LAMBDA_FUNCTION_NAME", "secret-loader-comparison")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
@@ -66,6 +70,14 @@ impl LocalRuntime {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bootstrap.display()))?;
+        let logs = Arc::new(Mutex::new(String::new()));
+        let mut readers = Vec::new();
+        if let Some(stdout) = child.stdout.take() {
+            readers.push(collect_lines(stdout, logs.clone()));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            readers.push(collect_lines(stderr, logs.clone()));
+        }
         Ok(Self {
             events: Some(events),
             outcomes,
@@ -74,7 +86,35 @@ impl LocalRuntime {
             stop,
             server: Some(serve),
             child: Some(child),
+            logs,
+            logs_taken: 0,
+            readers,
         })
+    }
+
+    /// What the function wrote (stdout and stderr, line by line) since the last call.
+    pub fn take_logs(&mut self) -> String {
+        let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        let new = logs[self.logs_taken..].to_owned();
+        self.logs_taken = logs.len();
+        new
+    }
+
+    /// Whether the function's process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// The process's peak resident memory so far (Linux `VmHWM`), in MiB: what Lambda's
+    /// `Max Memory Used` reports.
+    pub fn max_memory_mib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib.div_ceil(1024))
     }
 
     /// Hands `event` to the function and waits at most `timeout` for its answer.
@@ -86,10 +126,21 @@ impl LocalRuntime {
         events
             .send(event.to_owned())
             .map_err(|_| "the endpoint has stopped")?;
-        match self.outcomes.recv_timeout(timeout) {
-            Ok(outcome) => Ok(outcome),
-            Err(RecvTimeoutError::Timeout) => Err(format!("no answer within {timeout:?}")),
-            Err(RecvTimeoutError::Disconnected) => Err("the endpoint has stopped".into()),
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.outcomes.recv_timeout(Duration::from_millis(50)) {
+                Ok(outcome) => return Ok(outcome),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err("the endpoint has stopped".into());
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                return Err(format!("the function exited ({status})"));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no answer within {timeout:?}"));
+            }
         }
     }
 
@@ -99,8 +150,8 @@ impl LocalRuntime {
         first.map(|at| at.duration_since(self.spawned))
     }
 
-    /// Stops the function and the endpoint; returns what the function wrote (stdout, then
-    /// stderr).
+    /// Stops the function and the endpoint; returns everything the function wrote (stdout
+    /// and stderr, line by line).
     pub fn stop(mut self) -> String {
         self.shutdown()
     }
@@ -108,18 +159,17 @@ impl LocalRuntime {
     fn shutdown(&mut self) -> String {
         self.events = None;
         self.stop.store(true, Ordering::Relaxed);
-        let mut logs = String::new();
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
-            if let Ok(output) = child.wait_with_output() {
-                logs.push_str(&String::from_utf8_lossy(&output.stdout));
-                logs.push_str(&String::from_utf8_lossy(&output.stderr));
-            }
+            let _ = child.wait();
+        }
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
         }
         if let Some(server) = self.server.take() {
             let _ = server.join();
         }
-        logs
+        std::mem::take(&mut *self.logs.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -129,6 +179,23 @@ impl Drop for LocalRuntime {
             self.shutdown();
         }
     }
+}
+
+/// Appends `stream`'s lines to `logs` until it closes.
+fn collect_lines(stream: impl Read + Send + 'static, logs: Arc<Mutex<String>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::new();
+        while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            let text = String::from_utf8_lossy(&line);
+            let mut logs = logs.lock().unwrap_or_else(|e| e.into_inner());
+            logs.push_str(&text);
+            if !text.ends_with('\n') {
+                logs.push('\n');
+            }
+            line.clear();
+        }
+    })
 }
 
 fn serve(

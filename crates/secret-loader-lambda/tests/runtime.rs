@@ -8,11 +8,25 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use secret_loader::{SecretStore, SecretValue};
+use secret_loader::SecretSource;
 use secret_loader_lambda::Response;
+use secret_loader_lambda::calls::Calls;
 use secret_loader_lambda::local_runtime::{LocalRuntime, Outcome};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The real `bootstrap` reading `id` through `stacks` (JSON), under a new runtime.
+fn start(id: &str, stacks: &str) -> LocalRuntime {
+    let env = [
+        ("SECRET_LOADER_BENCH_SECRET_ID", id),
+        ("SECRET_LOADER_BENCH_STACKS", stacks),
+    ];
+    LocalRuntime::start(Path::new(env!("CARGO_BIN_EXE_bootstrap")), &env).unwrap()
+}
+
+fn sm_calls(n: u64) -> Calls {
+    Calls::from([("secretsmanager".to_owned(), n)])
+}
 
 fn response(outcome: Outcome) -> Response {
     match outcome {
@@ -23,12 +37,7 @@ fn response(outcome: Outcome) -> Response {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_binary_answers_cold_then_warm_invocations() {
-    let id = common::unique_id("lambda");
-    common::secretsmanager()
-        .await
-        .put(&id, &SecretValue::text(r#"{"token":"RUNTIME-CANARY"}"#))
-        .await
-        .unwrap();
+    let id = common::secretsmanager_secret("lambda", r#"{"token":"RUNTIME-CANARY"}"#).await;
     let url = common::secretsmanager_url();
     let stacks = serde_json::json!({
         "secretsmanager": url,
@@ -36,12 +45,7 @@ async fn the_real_binary_answers_cold_then_warm_invocations() {
         "broken": "vault://nowhere",
     })
     .to_string();
-    let env = [
-        ("SECRET_LOADER_BENCH_SECRET_ID", id.as_str()),
-        ("SECRET_LOADER_BENCH_STACKS", stacks.as_str()),
-    ];
-    let mut runtime =
-        LocalRuntime::start(Path::new(env!("CARGO_BIN_EXE_bootstrap")), &env).unwrap();
+    let mut runtime = start(id.as_str(), &stacks);
 
     let cold = response(runtime.invoke(r#"{"warm_reads": 3}"#, TIMEOUT).unwrap());
     assert!(
@@ -63,7 +67,14 @@ async fn the_real_binary_answers_cold_then_warm_invocations() {
             "{stack:?}"
         );
         assert_eq!(stack.warm.as_ref().unwrap().count, 3);
+        // Calls are counted on the wire: building a Secrets Manager stack calls nothing,
+        // its first read is one GetSecretValue.
+        assert_eq!(stack.init_calls, Some(Calls::new()), "{stack:?}");
+        assert_eq!(stack.first_read_calls, Some(sm_calls(1)), "{stack:?}");
     }
+    // Bare: one call per read. Behind the memory cache: none.
+    assert_eq!(cold.stacks[1].warm_calls, sm_calls(3));
+    assert_eq!(cold.stacks[2].warm_calls, Calls::new());
     assert_eq!(
         cold.stacks[2].source.as_deref(),
         Some("memory(secretsmanager(us-east-1))")
@@ -74,7 +85,9 @@ async fn the_real_binary_answers_cold_then_warm_invocations() {
             "{stack:?}"
         );
         assert_eq!(stack.warm.as_ref().unwrap().count, 2);
+        assert_eq!(stack.init_calls, None);
     }
+    assert_eq!(warm.stacks[1].warm_calls, sm_calls(2));
     match &rejected {
         Outcome::Error(body) => {
             let error: serde_json::Value = serde_json::from_str(body).unwrap();
@@ -104,4 +117,54 @@ async fn a_new_process_is_a_cold_start() {
         assert!(runtime.init_duration().is_some());
         runtime.stop();
     }
+}
+
+/// A copy request seeds one backend from another inside the function (how a deployment
+/// puts the secret on EFS); it is not a measured invocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_request_seeds_one_stack_from_another() {
+    let value = r#"{"token":"COPY-CANARY"}"#;
+    let id = common::secretsmanager_secret("lambda-copy", value).await;
+    let key = common::kms_key().await;
+    let root = tempfile::tempdir().unwrap();
+    let aws = format!(
+        "region=us-east-1&endpoint_url={}",
+        common::emulator_endpoint()
+    );
+    let stacks = serde_json::json!({
+        "secretsmanager": common::secretsmanager_url(),
+        "file+kms": format!("file+kms://{}?kms_key_id={key}&{aws}", root.path().display()),
+    })
+    .to_string();
+    let mut runtime = start(id.as_str(), &stacks);
+    let copy = r#"{"copy": {"from": "secretsmanager", "to": "file+kms"}}"#;
+    let copied = response(runtime.invoke(copy, TIMEOUT).unwrap());
+    let unknown = runtime
+        .invoke(
+            r#"{"copy": {"from": "secretsmanager", "to": "nowhere"}}"#,
+            TIMEOUT,
+        )
+        .unwrap();
+    let measured = response(runtime.invoke(r#"{"warm_reads": 1}"#, TIMEOUT).unwrap());
+    let logs = runtime.stop();
+
+    let done = copied.copied.unwrap();
+    assert!(done.created && copied.stacks.is_empty());
+    // The copy did not use up the environment's cold start.
+    assert!(measured.cold, "{measured:?}");
+    assert!(
+        measured.stacks.iter().all(|s| s.error.is_none()),
+        "{measured:?}"
+    );
+    let on_disk = common::file_kms(root.path(), &key)
+        .await
+        .get(&id, &secret_loader::VersionSelector::Current)
+        .await
+        .unwrap();
+    assert_eq!(on_disk.value().expose_bytes(), value.as_bytes());
+    match unknown {
+        Outcome::Error(body) => assert!(body.contains("SecretLoader.InvalidRequest"), "{body}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!logs.contains("COPY-CANARY"), "{logs}");
 }

@@ -1,0 +1,656 @@
+//! `secret-loader bench`: the comparison driver.
+//!
+//! * `bench lambda --function NAME` drives a deployed comparison function: for each cold
+//!   start it changes a nonce environment variable (keeping the others) so Lambda must start
+//!   a new execution environment, waits for the update to finish, invokes with
+//!   `LogType=Tail` and reads `Init Duration` from the `REPORT` line; then warm invocations.
+//! * `bench local` seeds one secret into every backend, starts the real `bootstrap` behind the
+//!   Lambda API on loopback ([`LocalLambda`]) and drives it exactly as `bench lambda` drives
+//!   AWS.
+//! * `bench report RAW` renders a recorded run again.
+//!
+//! Each writes `raw.json`, `report.md` and `report.svg` and prints the Markdown.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{Environment, LastUpdateStatus, LogType};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use secret_loader::{Config, Error, ErrorKind, SecretId, SecretValue};
+use secret_loader_lambda::Response;
+use secret_loader_lambda::local_lambda::LocalLambda;
+
+use crate::report::{Invocation, Prices, ReportLine, Run, Settings, Target, TargetKind};
+
+/// The environment variable changed to force a cold start.
+pub(crate) const NONCE_ENV: &str = "SECRET_LOADER_BENCH_NONCE";
+/// The function name `bench local` serves.
+const LOCAL_FUNCTION: &str = "secret-loader-comparison";
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Run the whole comparison on this machine: seed a secret into every backend (on the
+    /// AWS emulator when AWS_ENDPOINT_URL points to loopback), run the real `bootstrap`
+    /// under a local Lambda API, force cold starts, write the report.
+    Local(LocalArgs),
+    /// Run the comparison against a deployed function (see deploy/README.md).
+    Lambda(LambdaArgs),
+    /// Render the report of a recorded run (raw.json) again.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Cold starts to force (each a new execution environment).
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    cold: u32,
+    /// Warm invocations, spread over the cold starts' environments.
+    #[arg(long, default_value_t = 20, value_name = "W")]
+    warm: u32,
+    /// Reads per stack in each invocation after the environment's first.
+    #[arg(long, default_value_t = 10, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(secret_loader_lambda::MAX_WARM_READS)))]
+    reads: u32,
+    /// Directory for raw.json, report.md and report.svg.
+    #[arg(long, default_value = "bench-report", value_name = "DIR")]
+    out: PathBuf,
+    /// Prices for the cost columns (TOML, as the bundled prices.toml); default: bundled.
+    #[arg(long, value_name = "FILE")]
+    prices: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct LocalArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// The comparison function's binary; default: `bootstrap` next to this program.
+    #[arg(long, value_name = "FILE")]
+    bootstrap: Option<PathBuf>,
+    /// Bucket for the S3 backends; on the emulator a new one is made when not given.
+    #[arg(long, value_name = "NAME")]
+    bucket: Option<String>,
+    /// Directory for the file+kms backend (standing in for EFS); default: a new temporary one.
+    #[arg(long, value_name = "DIR")]
+    file_root: Option<PathBuf>,
+    /// The secret's name in every backend.
+    #[arg(long, default_value = "secret-loader-bench/api-key", value_name = "ID")]
+    secret_id: String,
+}
+
+#[derive(Debug, Args)]
+struct LambdaArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// The deployed comparison function (name or ARN).
+    #[arg(long, value_name = "NAME")]
+    function: String,
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// A raw.json written by `bench local` or `bench lambda`.
+    raw: PathBuf,
+    /// Directory for report.md and report.svg.
+    #[arg(long, default_value = "bench-report", value_name = "DIR")]
+    out: PathBuf,
+    /// Prices to use instead of the ones recorded in raw.json.
+    #[arg(long, value_name = "FILE")]
+    prices: Option<PathBuf>,
+}
+
+pub(crate) async fn bench(args: BenchArgs, kms_key: Option<String>) -> Result<(), Error> {
+    match args.command {
+        BenchCommand::Local(args) => local(args, kms_key).await,
+        BenchCommand::Lambda(args) => lambda(args).await,
+        BenchCommand::Report(args) => {
+            let text = std::fs::read_to_string(&args.raw).map_err(|e| {
+                Error::invalid_config(format!("cannot read {}: {e}", args.raw.display()))
+            })?;
+            let mut run: Run = serde_json::from_str(&text).map_err(|e| {
+                Error::invalid_config(format!("{} is not a recorded run: {e}", args.raw.display()))
+            })?;
+            if let Some(path) = &args.prices {
+                run.prices = read_prices(Some(path))?;
+            }
+            write_report(&run, &args.out, false)
+        }
+    }
+}
+
+fn read_prices(path: Option<&Path>) -> Result<Prices, Error> {
+    match path {
+        None => Ok(Prices::bundled()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::invalid_config(format!("cannot read {}: {e}", path.display()))
+            })?;
+            Prices::from_toml(&text).map_err(Error::invalid_config)
+        }
+    }
+}
+
+/// Writes report.md and report.svg (and raw.json when `raw`) into `out`; prints the Markdown.
+fn write_report(run: &Run, out: &Path, raw: bool) -> Result<(), Error> {
+    let io = |what: &Path, e: std::io::Error| {
+        Error::invalid_config(format!("cannot write {}: {e}", what.display()))
+    };
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    let markdown = crate::report::markdown(run);
+    let svg = crate::report::svg(run).map_err(|e| Error::invalid_config(format!("chart: {e}")))?;
+    let mut files = vec![("report.md", markdown.clone()), ("report.svg", svg)];
+    if raw {
+        let json = serde_json::to_string_pretty(run)
+            .map_err(|e| Error::invalid_config(format!("cannot encode the run: {e}")))?;
+        files.push(("raw.json", json + "\n"));
+    }
+    for (name, text) in files {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(|e| io(&path, e))?;
+    }
+    print!("{markdown}");
+    eprintln!(
+        "secret-loader: wrote report.md, report.svg{} in {}",
+        if raw { " and raw.json" } else { "" },
+        out.display()
+    );
+    Ok(())
+}
+
+/// An SDK error as a bench failure, classified as every backend classifies them.
+fn lambda_error<E>(what: &str, err: SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let kind = secret_loader::aws::sdk_error_kind(&err, |code| {
+        (code == "ResourceNotFoundException").then_some(ErrorKind::NotFound)
+    });
+    let message = format!("{what}: {}", DisplayErrorContext(&err));
+    match kind {
+        ErrorKind::InvalidConfig | ErrorKind::Other => Error::invalid_config(message),
+        kind => Error::from_kind(kind, "lambda", what, Some(message.into())),
+    }
+}
+
+async fn lambda(args: LambdaArgs) -> Result<(), Error> {
+    let prices = read_prices(args.run.prices.as_deref())?;
+    let sdk =
+        secret_loader::aws::load_sdk_config(&secret_loader::config::AwsOptions::default()).await?;
+    let client = aws_sdk_lambda::Client::new(&sdk);
+    // Label what was measured honestly: a Lambda API on loopback is the local runner.
+    let endpoint = |name: &str| std::env::var(name).ok().filter(|url| !url.is_empty());
+    let lambda_endpoint =
+        endpoint("AWS_ENDPOINT_URL_LAMBDA").or_else(|| endpoint("AWS_ENDPOINT_URL"));
+    let kind = match (lambda_endpoint.as_deref().is_some_and(loopback), emulator()) {
+        (false, _) => TargetKind::AwsLambda,
+        (true, true) => TargetKind::EmulatorLoopback,
+        (true, false) => TargetKind::LocalRunnerAws,
+    };
+    let run = drive(&client, &args.function, &args.run, prices, kind).await?;
+    write_report(&run, &args.run.out, true)
+}
+
+/// Settings → which invocations: per cold start, how many warm ones follow it.
+fn warm_per_round(cold: u32, warm: u32) -> Vec<u32> {
+    if cold == 0 {
+        return vec![warm];
+    }
+    (0..cold)
+        .map(|round| warm / cold + u32::from(round < warm % cold))
+        .collect()
+}
+
+async fn drive(
+    client: &aws_sdk_lambda::Client,
+    function: &str,
+    args: &RunArgs,
+    prices: Prices,
+    kind: TargetKind,
+) -> Result<Run, Error> {
+    let configuration = configuration(client, function).await?;
+    let original: HashMap<String, String> = configuration
+        .environment()
+        .and_then(|e| e.variables())
+        .cloned()
+        .unwrap_or_default();
+    let target = Target {
+        kind,
+        function: configuration.function_name().unwrap_or(function).to_owned(),
+        region: client
+            .config()
+            .region()
+            .map_or_else(|| "unknown".into(), ToString::to_string),
+        architecture: configuration
+            .architectures()
+            .first()
+            .map_or("x86_64", |a| a.as_str())
+            .to_owned(),
+        memory_mb: configuration
+            .memory_size()
+            .and_then(|m| u32::try_from(m).ok())
+            .unwrap_or(0),
+    };
+    let settings = Settings {
+        cold: args.cold,
+        warm: args.warm,
+        reads: args.reads,
+    };
+    let started_at = SystemTime::now();
+    let rounds = warm_per_round(args.cold, args.warm);
+    let progress = Progress::new(u64::from(args.cold + args.warm));
+    let payload = serde_json::json!({ "warm_reads": args.reads }).to_string();
+    let mut invocations = Vec::new();
+    let mut outcome = Ok(());
+    for (round, warm) in rounds.iter().enumerate() {
+        let forced = args.cold > 0;
+        if forced {
+            progress.say(format!("cold start {}/{}", round + 1, args.cold));
+            let mut variables = original.clone();
+            let nonce = started_at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            variables.insert(NONCE_ENV.into(), format!("{nonce}-{round}"));
+            if let Err(err) = update_environment(client, function, variables).await {
+                outcome = Err(err);
+                break;
+            }
+        }
+        for i in 0..=*warm {
+            if i == 0 && !forced {
+                continue;
+            }
+            invocations.push(invoke(client, function, &payload, forced && i == 0).await);
+            progress.inc();
+        }
+    }
+    progress.finish();
+    if args.cold > 0 {
+        // Leave the function as it was (its next invocation is cold once more).
+        let restored = update_environment(client, function, original).await;
+        outcome = outcome.and(restored);
+    }
+    outcome?;
+    Ok(Run {
+        target,
+        started: humantime::format_rfc3339_seconds(started_at).to_string(),
+        settings,
+        prices,
+        invocations,
+    })
+}
+
+async fn configuration(
+    client: &aws_sdk_lambda::Client,
+    function: &str,
+) -> Result<GetFunctionConfigurationOutput, Error> {
+    client
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+        .map_err(|e| lambda_error(function, e))
+}
+
+/// Sets the function's environment and waits until Lambda has applied it.
+async fn update_environment(
+    client: &aws_sdk_lambda::Client,
+    function: &str,
+    variables: HashMap<String, String>,
+) -> Result<(), Error> {
+    wait_for_update(client, function).await?;
+    client
+        .update_function_configuration()
+        .function_name(function)
+        .environment(
+            Environment::builder()
+                .set_variables(Some(variables))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| lambda_error(function, e))?;
+    wait_for_update(client, function).await
+}
+
+/// Polls until the function's last update is no longer in progress.
+async fn wait_for_update(client: &aws_sdk_lambda::Client, function: &str) -> Result<(), Error> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let configuration = configuration(client, function).await?;
+        match configuration.last_update_status() {
+            Some(LastUpdateStatus::InProgress) => {}
+            Some(LastUpdateStatus::Failed) => {
+                return Err(Error::invalid_config(format!(
+                    "{function}: the configuration update failed: {}",
+                    configuration
+                        .last_update_status_reason()
+                        .unwrap_or("no reason given")
+                )));
+            }
+            _ => return Ok(()),
+        }
+        if Instant::now() > deadline {
+            return Err(Error::from_kind(
+                ErrorKind::Transient,
+                "lambda",
+                function,
+                Some("the configuration update did not finish within 5 minutes".into()),
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// One invocation; a failure is recorded, never fatal to the run.
+async fn invoke(
+    client: &aws_sdk_lambda::Client,
+    function: &str,
+    payload: &str,
+    forced_cold: bool,
+) -> Invocation {
+    let started = Instant::now();
+    let result = client
+        .invoke()
+        .function_name(function)
+        .log_type(LogType::Tail)
+        .payload(Blob::new(payload.as_bytes()))
+        .send()
+        .await;
+    let round_trip_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut invocation = Invocation {
+        forced_cold,
+        response: None,
+        error: None,
+        report: None,
+        round_trip_ms,
+    };
+    let output = match result {
+        Ok(output) => output,
+        Err(err) => {
+            invocation.error = Some(format!("Invoke: {}", DisplayErrorContext(&err)));
+            return invocation;
+        }
+    };
+    invocation.report = output
+        .log_result()
+        .and_then(|log| aws_smithy_types::base64::decode(log).ok())
+        .and_then(|log| ReportLine::parse(&String::from_utf8_lossy(&log)));
+    let body = output.payload().map(Blob::as_ref).unwrap_or_default();
+    if let Some(kind) = output.function_error() {
+        invocation.error = Some(function_error(kind, body));
+        return invocation;
+    }
+    match serde_json::from_slice::<Response>(body) {
+        Ok(response) => invocation.response = Some(response),
+        Err(err) => invocation.error = Some(format!("unreadable response: {err}")),
+    }
+    invocation
+}
+
+/// `Unhandled: SecretLoader.InvalidRequest: invalid request: ...` from a function error.
+fn function_error(kind: &str, body: &[u8]) -> String {
+    let document: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let field = |name: &str| document.get(name).and_then(|v| v.as_str()).unwrap_or("?");
+    format!("{kind}: {}: {}", field("errorType"), field("errorMessage"))
+}
+
+/// A progress bar on a terminal; a line per cold start otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template(
+                "{msg:18} [{bar:40}] {pos}/{len} invocations {elapsed}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar
+        });
+        Self { bar }
+    }
+
+    fn say(&self, message: String) {
+        match &self.bar {
+            Some(bar) => bar.set_message(message),
+            None => eprintln!("secret-loader: {message}"),
+        }
+    }
+
+    fn inc(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), Error> {
+    let prices = read_prices(args.run.prices.as_deref())?;
+    let bootstrap = match args.bootstrap {
+        Some(path) => path,
+        None => std::env::current_exe()
+            .map_err(|e| Error::invalid_config(format!("cannot find this program: {e}")))?
+            .with_file_name("bootstrap"),
+    };
+    if !bootstrap.is_file() {
+        return Err(Error::invalid_config(format!(
+            "no comparison function at {}: build it (`cargo build --release -p \
+             secret-loader-lambda`) or pass --bootstrap",
+            bootstrap.display()
+        )));
+    }
+    let id = SecretId::new(args.secret_id)?;
+    let options = secret_loader::config::AwsOptions::default();
+    let sdk = secret_loader::aws::load_sdk_config(&options).await?;
+    let emulator = emulator();
+    let kms_key = match kms_key {
+        Some(key) => key,
+        None if emulator => {
+            let key = aws_sdk_kms::Client::new(&sdk)
+                .create_key()
+                .description("secret-loader bench local")
+                .send()
+                .await
+                .map_err(|e| lambda_error("kms:CreateKey", e))?;
+            key.key_metadata()
+                .map(|m| m.arn().unwrap_or(m.key_id()).to_owned())
+                .ok_or_else(|| Error::invalid_config("CreateKey answered no key"))?
+        }
+        None => {
+            return Err(Error::invalid_config(
+                "bench local against AWS needs --kms-key (it creates keys on the emulator only)",
+            ));
+        }
+    };
+    let bucket = match args.bucket {
+        Some(bucket) => bucket,
+        None if emulator => {
+            let bucket = format!("secret-loader-bench-{}", random_hex(6));
+            aws_sdk_s3::Client::new(&sdk)
+                .create_bucket()
+                .bucket(&bucket)
+                .send()
+                .await
+                .map_err(|e| lambda_error("s3:CreateBucket", e))?;
+            bucket
+        }
+        None => {
+            return Err(Error::invalid_config(
+                "bench local against AWS needs --bucket (it creates buckets on the emulator only)",
+            ));
+        }
+    };
+    let scratch;
+    let file_root = match args.file_root {
+        Some(root) => root,
+        None => {
+            scratch = tempfile::Builder::new()
+                .prefix("secret-loader-bench-efs-")
+                .tempdir()
+                .map_err(|e| Error::invalid_config(format!("cannot make a directory: {e}")))?;
+            scratch.path().to_owned()
+        }
+    };
+    let backends = [
+        ("secretsmanager", "secretsmanager://".to_owned()),
+        (
+            "s3+kms",
+            format!("s3+kms://{bucket}/bench/envelope?kms_key_id={kms_key}"),
+        ),
+        (
+            "s3+sse-kms",
+            format!("s3+sse-kms://{bucket}/bench/sse-kms?kms_key_id={kms_key}"),
+        ),
+        (
+            "file+kms",
+            format!("file+kms://{}?kms_key_id={kms_key}", file_root.display()),
+        ),
+    ];
+    // The value: random, JSON like the API keys it stands for; it is never printed.
+    let value = SecretValue::text(format!(
+        r#"{{"api_key":"{}","issued_by":"secret-loader bench"}}"#,
+        random_hex(32)
+    ));
+    for (name, url) in &backends {
+        eprintln!("secret-loader: seeding `{id}` into {name}");
+        Config::from_url(url)?
+            .build_store()
+            .await?
+            .put(&id, &value)
+            .await?;
+    }
+    let stacks = stacks(&backends, &kms_key);
+    let environment = BTreeMap::from([
+        (
+            secret_loader_lambda::SECRET_ID_ENV.to_owned(),
+            id.to_string(),
+        ),
+        (
+            secret_loader_lambda::STACKS_ENV.to_owned(),
+            serde_json::to_string(&stacks).unwrap_or_default(),
+        ),
+    ]);
+    let service = LocalLambda::start(&bootstrap, LOCAL_FUNCTION, environment)
+        .map_err(Error::invalid_config)?;
+    let client = aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::config::Builder::from(&sdk)
+            .endpoint_url(service.endpoint_url())
+            .build(),
+    );
+    let kind = if emulator {
+        TargetKind::EmulatorLoopback
+    } else {
+        TargetKind::LocalRunnerAws
+    };
+    let run = drive(&client, LOCAL_FUNCTION, &args.run, prices, kind).await;
+    service.stop();
+    write_report(&run?, &args.run.out, true)
+}
+
+/// Whether `url` is on this machine.
+fn loopback(url: &str) -> bool {
+    ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|prefix| url.starts_with(prefix))
+}
+
+/// Whether the AWS calls go to an emulator on this machine (`AWS_ENDPOINT_URL`).
+fn emulator() -> bool {
+    std::env::var("AWS_ENDPOINT_URL").is_ok_and(|url| loopback(&url))
+}
+
+/// Each backend bare, behind the memory cache, and behind the encrypted /tmp cache.
+fn stacks(backends: &[(&str, String)], kms_key: &str) -> BTreeMap<String, String> {
+    let mut stacks = BTreeMap::new();
+    for (name, url) in backends {
+        let join = if url.contains('?') { '&' } else { '?' };
+        stacks.insert((*name).to_owned(), url.clone());
+        stacks.insert(
+            format!("{name}+memory"),
+            format!("{url}{join}memory_ttl=5m"),
+        );
+        stacks.insert(
+            format!("{name}+tmp"),
+            format!("{url}{join}tmp_ttl=1h&tmp_kms_key_id={kms_key}"),
+        );
+    }
+    stacks
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    // The system's generator does not fail on Linux; a zeroed name is still a valid name.
+    let _ = aws_lc_rs::rand::fill(&mut buffer);
+    buffer.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warm_invocations_spread_over_the_cold_starts() {
+        assert_eq!(warm_per_round(3, 7), [3, 2, 2]);
+        assert_eq!(warm_per_round(2, 0), [0, 0]);
+        assert_eq!(warm_per_round(0, 4), [4]);
+    }
+
+    #[test]
+    fn every_backend_runs_bare_and_behind_each_cache() {
+        let stacks = stacks(
+            &[
+                ("secretsmanager", "secretsmanager://".into()),
+                ("s3+kms", "s3+kms://b/p?kms_key_id=k".into()),
+            ],
+            "k",
+        );
+        assert_eq!(stacks.len(), 6);
+        assert_eq!(
+            stacks["secretsmanager+memory"],
+            "secretsmanager://?memory_ttl=5m"
+        );
+        assert_eq!(
+            stacks["s3+kms+tmp"],
+            "s3+kms://b/p?kms_key_id=k&tmp_ttl=1h&tmp_kms_key_id=k"
+        );
+        for url in stacks.values() {
+            Config::from_url(url).unwrap();
+        }
+    }
+
+    #[test]
+    fn function_errors_name_type_and_message() {
+        let body =
+            br#"{"errorType":"SecretLoader.InvalidRequest","errorMessage":"invalid request: x"}"#;
+        assert_eq!(
+            function_error("Unhandled", body),
+            "Unhandled: SecretLoader.InvalidRequest: invalid request: x"
+        );
+        assert_eq!(function_error("Unhandled", b"not json"), "Unhandled: ?: ?");
+    }
+}

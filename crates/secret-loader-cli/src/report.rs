@@ -1,0 +1,676 @@
+//! The comparison report: the raw record of a run ([`Run`], written as `raw.json`), and what
+//! is made from it: a Markdown table per stack (`report.md`) and a chart (`report.svg`).
+//!
+//! Everything here is a pure function of the `Run` and the prices, so a recorded run
+//! renders the same report every time (the golden test holds it to that).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use secret_loader_lambda::Response;
+use secret_loader_lambda::calls::Calls;
+use serde::{Deserialize, Serialize};
+
+/// The published prices bundled with the CLI (see the file for where they come from).
+pub(crate) const DEFAULT_PRICES: &str = include_str!("prices.toml");
+
+/// Prices the cost columns are computed from: USD, given as inputs (`--prices FILE`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Prices {
+    /// Where the numbers come from (shown under the table).
+    pub(crate) source: String,
+    /// USD per request, by service as the SDK signs it (`secretsmanager`, `kms`, `s3`).
+    pub(crate) per_request: BTreeMap<String, f64>,
+    /// USD per GB-second of Lambda duration, by architecture (`x86_64`, `arm64`).
+    pub(crate) lambda_gb_second: BTreeMap<String, f64>,
+    /// KMS requests S3 makes for each GET of an SSE-KMS object (1 without an S3 Bucket Key):
+    /// billed to the caller, invisible to its client.
+    pub(crate) sse_kms_kms_requests_per_get: f64,
+}
+
+impl Prices {
+    /// Parses a prices file.
+    ///
+    /// # Errors
+    /// A message naming what is wrong.
+    pub(crate) fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| format!("invalid prices file: {e}"))
+    }
+
+    /// The bundled prices.
+    pub(crate) fn bundled() -> Self {
+        Self::from_toml(DEFAULT_PRICES).expect("the bundled prices parse")
+    }
+}
+
+/// Where a run ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum TargetKind {
+    /// `bench local`: the AWS emulator on loopback, the function under the local runner.
+    EmulatorLoopback,
+    /// `bench lambda`: a deployed function on AWS.
+    AwsLambda,
+    /// `bench local` against AWS services: the function under the local runner, the calls
+    /// to AWS.
+    LocalRunnerAws,
+}
+
+/// The function a run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Target {
+    /// Emulator or AWS.
+    pub(crate) kind: TargetKind,
+    /// The function's name.
+    pub(crate) function: String,
+    /// The function's region.
+    pub(crate) region: String,
+    /// `x86_64` or `arm64`.
+    pub(crate) architecture: String,
+    /// The function's memory size.
+    pub(crate) memory_mb: u32,
+}
+
+/// What the run was asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Settings {
+    /// Cold starts forced.
+    pub(crate) cold: u32,
+    /// Warm invocations.
+    pub(crate) warm: u32,
+    /// Reads per stack per invocation after the environment's first.
+    pub(crate) reads: u32,
+}
+
+/// Lambda's `REPORT` line for one invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ReportLine {
+    /// `Duration`, ms.
+    pub(crate) duration_ms: f64,
+    /// `Billed Duration`, ms.
+    pub(crate) billed_ms: f64,
+    /// `Memory Size`, MB.
+    pub(crate) memory_mb: u32,
+    /// `Max Memory Used`, MB.
+    pub(crate) max_memory_mb: u32,
+    /// `Init Duration`, ms: on a cold start only.
+    pub(crate) init_ms: Option<f64>,
+}
+
+impl ReportLine {
+    /// Finds and parses the `REPORT` line in a log tail.
+    pub(crate) fn parse(log: &str) -> Option<Self> {
+        let line = log.lines().rev().find(|l| l.starts_with("REPORT "))?;
+        let mut fields = BTreeMap::new();
+        for part in line.split('\t') {
+            if let Some((key, value)) = part.split_once(": ") {
+                let number = value.split_whitespace().next().unwrap_or_default();
+                fields.insert(key.trim().trim_start_matches("REPORT ").to_owned(), number);
+            }
+        }
+        let number = |key: &str| fields.get(key).and_then(|v| v.parse::<f64>().ok());
+        Some(Self {
+            duration_ms: number("Duration")?,
+            billed_ms: number("Billed Duration")?,
+            memory_mb: number("Memory Size")? as u32,
+            max_memory_mb: number("Max Memory Used")? as u32,
+            init_ms: number("Init Duration"),
+        })
+    }
+}
+
+/// One invocation as the driver saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Invocation {
+    /// The driver forced a new execution environment before this one.
+    pub(crate) forced_cold: bool,
+    /// The function's answer, when it answered.
+    pub(crate) response: Option<Response>,
+    /// The function error (`errorType: errorMessage`) or the call's error, when it failed.
+    pub(crate) error: Option<String>,
+    /// The `REPORT` line from the log tail.
+    pub(crate) report: Option<ReportLine>,
+    /// Invoke round trip seen by the driver, ms.
+    pub(crate) round_trip_ms: f64,
+}
+
+/// The raw record of one run: `raw.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Run {
+    /// The function measured.
+    pub(crate) target: Target,
+    /// When the run started (RFC 3339).
+    pub(crate) started: String,
+    /// What was asked.
+    pub(crate) settings: Settings,
+    /// The prices the report used.
+    pub(crate) prices: Prices,
+    /// Every invocation, in order.
+    pub(crate) invocations: Vec<Invocation>,
+}
+
+/// Nearest-rank percentile of sorted `samples`.
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+fn sorted(mut samples: Vec<f64>) -> Vec<f64> {
+    samples.sort_by(f64::total_cmp);
+    samples
+}
+
+/// One stack's numbers across the run.
+#[derive(Debug, Default)]
+struct StackSummary {
+    source: Option<String>,
+    init: Vec<f64>,
+    first_read: Vec<f64>,
+    cold_total: Vec<f64>,
+    warm: Vec<f64>,
+    first_read_calls: Calls,
+    first_reads_counted: u64,
+    warm_calls: Calls,
+    warm_reads_counted: u64,
+    errors: BTreeMap<String, u32>,
+}
+
+fn summarize(run: &Run) -> BTreeMap<String, StackSummary> {
+    let mut stacks: BTreeMap<String, StackSummary> = BTreeMap::new();
+    for response in run.invocations.iter().filter_map(|i| i.response.as_ref()) {
+        for stack in &response.stacks {
+            let summary = stacks.entry(stack.name.clone()).or_default();
+            if summary.source.is_none() {
+                summary.source.clone_from(&stack.source);
+            }
+            if let Some(init) = stack.init_ms {
+                summary.init.push(init);
+            }
+            if let Some(first) = stack.first_read_ms {
+                summary.first_read.push(first);
+                summary
+                    .cold_total
+                    .push(first + stack.init_ms.unwrap_or(0.0));
+                if let Some(calls) = &stack.first_read_calls {
+                    add(&mut summary.first_read_calls, calls);
+                    summary.first_reads_counted += 1;
+                }
+            }
+            if let Some(warm) = &stack.warm {
+                summary.warm.extend(&warm.samples_ms);
+                add(&mut summary.warm_calls, &stack.warm_calls);
+                summary.warm_reads_counted += u64::from(warm.count);
+            }
+            if let Some(error) = &stack.error {
+                *summary
+                    .errors
+                    .entry(format!("{}: {}", error.kind, error.message))
+                    .or_default() += 1;
+            }
+        }
+    }
+    for summary in stacks.values_mut() {
+        for samples in [
+            &mut summary.init,
+            &mut summary.first_read,
+            &mut summary.cold_total,
+            &mut summary.warm,
+        ] {
+            *samples = sorted(std::mem::take(samples));
+        }
+    }
+    stacks
+}
+
+fn add(total: &mut Calls, calls: &Calls) {
+    for (service, n) in calls {
+        *total.entry(service.clone()).or_default() += n;
+    }
+}
+
+/// `1.23`, `12.3`, `123`; `0.0123` below 0.1.
+fn ms(value: f64) -> String {
+    if value < 0.1 {
+        format!("{value:.4}")
+    } else if value < 10.0 {
+        format!("{value:.2}")
+    } else if value < 100.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.0}")
+    }
+}
+
+fn triple(sorted: &[f64]) -> String {
+    match (
+        percentile(sorted, 0.5),
+        percentile(sorted, 0.9),
+        percentile(sorted, 0.99),
+    ) {
+        (Some(p50), Some(p90), Some(p99)) => {
+            format!(
+                "{} / {} / {} (n={})",
+                ms(p50),
+                ms(p90),
+                ms(p99),
+                sorted.len()
+            )
+        }
+        _ => "–".into(),
+    }
+}
+
+fn per_read(calls: &Calls, reads: u64) -> BTreeMap<String, f64> {
+    calls
+        .iter()
+        .map(|(service, n)| (service.clone(), *n as f64 / reads.max(1) as f64))
+        .collect()
+}
+
+fn calls_text(per_read: &BTreeMap<String, f64>, counted: u64) -> String {
+    if counted == 0 {
+        return "–".into();
+    }
+    if per_read.is_empty() {
+        return "0".into();
+    }
+    per_read
+        .iter()
+        .map(|(service, n)| {
+            if n.fract() == 0.0 {
+                format!("{service} {n}")
+            } else {
+                format!("{service} {n:.2}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The backend scheme inside a stack description: `memory(s3+kms(b/p))` → `s3+kms`.
+fn backend_of(source: &str) -> &str {
+    let head = source.rsplit_once('(').map_or(source, |(head, _)| head);
+    head.rsplit('(').next().unwrap_or(head)
+}
+
+/// Requests per warm read, by service, with the ones a service makes for us added.
+fn billed_requests(summary: &StackSummary, prices: &Prices) -> BTreeMap<String, f64> {
+    let mut requests = per_read(&summary.warm_calls, summary.warm_reads_counted);
+    let sse_kms = summary
+        .source
+        .as_deref()
+        .is_some_and(|s| backend_of(s) == "s3+sse-kms");
+    if sse_kms {
+        let gets = requests.get("s3").copied().unwrap_or(0.0);
+        *requests.entry("kms".into()).or_default() += gets * prices.sse_kms_kms_requests_per_get;
+    }
+    requests
+}
+
+fn dollars(value: f64) -> String {
+    if value == 0.0 {
+        "$0".into()
+    } else if value < 0.0001 {
+        format!("${value:.2e}")
+    } else {
+        format!("${value:.4}")
+    }
+}
+
+/// Renders the Markdown report.
+pub(crate) fn markdown(run: &Run) -> String {
+    let stacks = summarize(run);
+    let prices = &run.prices;
+    let target = &run.target;
+    let mut out = String::new();
+    let _ = writeln!(out, "# secret-loader comparison\n");
+    let where_ = match target.kind {
+        TargetKind::EmulatorLoopback => {
+            "**Emulator on loopback, not AWS.** Every AWS call went to moto on 127.0.0.1 (a new \
+             TCP connection per request) and the function ran under the local Runtime API \
+             runner: the numbers compare the code paths, not AWS's network, KMS or storage."
+        }
+        TargetKind::AwsLambda => "**AWS Lambda**, calling the AWS services for real.",
+        TargetKind::LocalRunnerAws => {
+            "**Local runner, real AWS services.** The function ran on this machine under the \
+             local Runtime API runner and called AWS over the internet: not Lambda's network."
+        }
+    };
+    let _ = writeln!(out, "{where_}\n");
+    let _ = writeln!(
+        out,
+        "- Function: `{}` in {}, {}, {} MB; run started {}.",
+        target.function, target.region, target.architecture, target.memory_mb, run.started
+    );
+    let cold_starts = run
+        .invocations
+        .iter()
+        .filter(|i| i.response.as_ref().is_some_and(|r| r.cold))
+        .count();
+    let warm = run
+        .invocations
+        .iter()
+        .filter(|i| i.response.as_ref().is_some_and(|r| !r.cold))
+        .count();
+    let _ = writeln!(
+        out,
+        "- Asked for {} cold starts and {} warm invocations, {} reads per stack per invocation after \
+         the first; got {cold_starts} cold and {warm} warm answers.",
+        run.settings.cold, run.settings.warm, run.settings.reads
+    );
+    let init = sorted(
+        run.invocations
+            .iter()
+            .filter_map(|i| i.report.as_ref()?.init_ms)
+            .collect(),
+    );
+    if !init.is_empty() {
+        let _ = writeln!(
+            out,
+            "- Process init (`Init Duration` of the REPORT line: start-up and every stack below \
+             built), p50 / p90 / p99: {} ms.",
+            triple(&init)
+        );
+    }
+    let warm_up = sorted(
+        run.invocations
+            .iter()
+            .filter_map(|i| i.response.as_ref()?.envelope_warm_up_ms)
+            .collect(),
+    );
+    if !warm_up.is_empty() {
+        let _ = writeln!(
+            out,
+            "- The Encryption SDK's first message in a process (inside process init, in no row; \
+             every envelope stack, `s3+kms`, `file+kms` and `+tmp`, pays it once per process), \
+             p50 / p90 / p99: {} ms.",
+            triple(&warm_up)
+        );
+    }
+    let memory = run
+        .invocations
+        .iter()
+        .filter_map(|i| i.report.as_ref().map(|r| r.max_memory_mb))
+        .max();
+    if let Some(memory) = memory {
+        let _ = writeln!(out, "- Max memory used: {memory} MB.");
+    }
+    let gb_second = prices.lambda_gb_second.get(&target.architecture).copied();
+    let _ = writeln!(
+        out,
+        "\nLatencies in ms, p50 / p90 / p99 (nearest rank; n = samples). **Init**: building the \
+         stack (clients, key lookups). **First read**: the environment's first `get`. **Cold**: \
+         init + first read, per cold start. **Warm**: every later read. **Calls**: AWS requests \
+         the function sent, counted on the wire.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| Stack | Init | First read | Cold (init + first read) | Warm read | Calls, first read | Calls / warm read | Requests $ / 10k warm reads | Compute $ / 10k warm reads |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    let mut unpriced = Vec::new();
+    for (name, summary) in &stacks {
+        if summary.first_read.is_empty() && summary.warm.is_empty() {
+            let error = summary
+                .errors
+                .keys()
+                .next()
+                .map_or("no data", String::as_str);
+            let _ = writeln!(
+                out,
+                "| {name} | **error** | {} | | | | | | |",
+                escape(error)
+            );
+            continue;
+        }
+        let warm_per_read = per_read(&summary.warm_calls, summary.warm_reads_counted);
+        let first_per_read = per_read(&summary.first_read_calls, summary.first_reads_counted);
+        let requests = billed_requests(summary, prices);
+        let mut request_cost = 0.0;
+        for (service, n) in &requests {
+            match prices.per_request.get(service) {
+                Some(price) => request_cost += n * price * 10_000.0,
+                None => unpriced.push(service.clone()),
+            }
+        }
+        let compute = match (percentile(&summary.warm, 0.5), gb_second) {
+            (Some(p50), Some(price)) => {
+                dollars(p50 / 1000.0 * f64::from(target.memory_mb) / 1024.0 * price * 10_000.0)
+            }
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {compute} |",
+            triple(&summary.init),
+            triple(&summary.first_read),
+            triple(&summary.cold_total),
+            triple(&summary.warm),
+            calls_text(&first_per_read, summary.first_reads_counted),
+            calls_text(&warm_per_read, summary.warm_reads_counted),
+            dollars(request_cost),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nCosts from {} Requests: the warm-read calls above at the per-request prices{}. \
+         Compute: the warm p50 at {} MB and the {} price per GB-second. Monthly charges \
+         (per secret, per key, storage, VPC endpoints) are not per read and not included.",
+        prices.source,
+        if stacks.values().any(|s| s
+            .source
+            .as_deref()
+            .is_some_and(|s| backend_of(s) == "s3+sse-kms"))
+        {
+            format!(
+                ", plus {} KMS request per S3 GET for SSE-KMS (S3 calls KMS for us; the client \
+                 does not see it)",
+                prices.sse_kms_kms_requests_per_get
+            )
+        } else {
+            String::new()
+        },
+        target.memory_mb,
+        target.architecture,
+    );
+    unpriced.sort();
+    unpriced.dedup();
+    if !unpriced.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nNo price given for: {} (left out of the request cost).",
+            unpriced.join(", ")
+        );
+    }
+    let errors: Vec<_> = stacks
+        .iter()
+        .flat_map(|(name, s)| s.errors.iter().map(move |(e, n)| (name, e, n)))
+        .collect();
+    if !errors.is_empty() {
+        let _ = writeln!(out, "\n## Errors\n");
+        for (name, error, count) in errors {
+            let _ = writeln!(out, "- {name}: {} ({count}×)", escape(error));
+        }
+    }
+    let failed: Vec<_> = run
+        .invocations
+        .iter()
+        .filter_map(|i| i.error.as_deref())
+        .collect();
+    if !failed.is_empty() {
+        let _ = writeln!(out, "\n## Failed invocations\n");
+        for error in failed {
+            let _ = writeln!(out, "- {}", escape(error));
+        }
+    }
+    let _ = writeln!(out, "\n## Stacks\n");
+    for (name, summary) in &stacks {
+        let _ = writeln!(
+            out,
+            "- {name}: `{}`",
+            summary.source.as_deref().unwrap_or("(not built)")
+        );
+    }
+    out
+}
+
+fn escape(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Renders the chart: per stack, cold (init + first read) and warm p50, ms, log scale.
+///
+/// # Errors
+/// When drawing fails.
+pub(crate) fn svg(run: &Run) -> Result<String, String> {
+    use plotters::prelude::*;
+
+    let stacks = summarize(run);
+    let rows: Vec<(&String, Option<f64>, Option<f64>)> = stacks
+        .iter()
+        .map(|(name, s)| {
+            (
+                name,
+                percentile(&s.cold_total, 0.5),
+                percentile(&s.warm, 0.5),
+            )
+        })
+        .collect();
+    let values = rows.iter().flat_map(|(_, c, w)| [*c, *w]).flatten();
+    let (low, high) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (low, high) = if low > high {
+        (0.001, 1.0)
+    } else {
+        // Half a decade of room under the fastest bar, so it still shows.
+        (
+            10f64.powf((low.max(1e-6).log10() - 0.5).floor()),
+            10f64.powf(high.log10().ceil()),
+        )
+    };
+    let height = 90 + 34 * rows.len().max(1) as u32;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let title = match run.target.kind {
+            TargetKind::EmulatorLoopback => "p50 read latency, ms (emulator on loopback, not AWS)",
+            TargetKind::AwsLambda => "p50 read latency, ms (AWS Lambda)",
+            TargetKind::LocalRunnerAws => "p50 read latency, ms (local runner, AWS services)",
+        };
+        let n = rows.len().max(1) as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(32)
+            .y_label_area_size(200)
+            .build_cartesian_2d((low..high).log_scale(), 0.0..n)
+            .map_err(|e| e.to_string())?;
+        let names: Vec<String> = rows.iter().map(|(name, _, _)| (*name).clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(rows.len() * 2 + 1)
+            .y_label_formatter(&|y| {
+                let index = (n - y - 0.5).round();
+                if (n - y - 0.5 - index).abs() < 1e-6 && index >= 0.0 {
+                    names.get(index as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .x_desc("ms (log scale)")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let cold_style = RGBColor(31, 119, 180).filled();
+        let warm_style = RGBColor(255, 127, 14).filled();
+        for (i, (_, cold, warm)) in rows.iter().enumerate() {
+            let top = n - i as f64;
+            for (value, style, (from, to)) in [
+                (cold, cold_style, (top - 0.45, top - 0.1)),
+                (warm, warm_style, (top - 0.9, top - 0.55)),
+            ] {
+                if let Some(value) = value {
+                    chart
+                        .draw_series(std::iter::once(Rectangle::new(
+                            [(low, from), (*value, to)],
+                            style,
+                        )))
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        // The legend goes beside the title, outside the bars.
+        for (row, (label, style)) in [
+            ("cold: init + first read", cold_style),
+            ("warm read", warm_style),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let y = 6 + 16 * row as i32;
+            root.draw(&Rectangle::new([(720, y), (732, y + 10)], style))
+                .map_err(|e| e.to_string())?;
+            root.draw(&Text::new(label, (738, y), ("sans-serif", 12)))
+                .map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_lines_parse_cold_and_warm() {
+        let cold = "START RequestId: a Version: $LATEST\nsome log\nEND RequestId: a\n\
+                    REPORT RequestId: a\tDuration: 12.35 ms\tBilled Duration: 93 ms\t\
+                    Memory Size: 512 MB\tMax Memory Used: 31 MB\tInit Duration: 80.50 ms\t\n";
+        assert_eq!(
+            ReportLine::parse(cold),
+            Some(ReportLine {
+                duration_ms: 12.35,
+                billed_ms: 93.0,
+                memory_mb: 512,
+                max_memory_mb: 31,
+                init_ms: Some(80.5),
+            })
+        );
+        let warm = "REPORT RequestId: b\tDuration: 2.00 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\tMax Memory Used: 20 MB\t";
+        assert_eq!(ReportLine::parse(warm).unwrap().init_ms, None);
+        assert_eq!(ReportLine::parse("no report here"), None);
+        assert_eq!(
+            ReportLine::parse("REPORT RequestId: c\tDuration: x ms"),
+            None
+        );
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let samples = sorted((1..=100).rev().map(f64::from).collect());
+        assert_eq!(percentile(&samples, 0.5), Some(50.0));
+        assert_eq!(percentile(&samples, 0.99), Some(99.0));
+        assert_eq!(percentile(&[7.0], 0.99), Some(7.0));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn backends_come_from_the_innermost_layer() {
+        assert_eq!(backend_of("memory(tmp(s3+sse-kms(b/p)))"), "s3+sse-kms");
+        assert_eq!(backend_of("s3+kms(b/p)"), "s3+kms");
+        assert_eq!(backend_of("secretsmanager(us-east-1)"), "secretsmanager");
+        assert_eq!(backend_of("memory"), "memory");
+    }
+
+    #[test]
+    fn the_bundled_prices_parse() {
+        let prices = Prices::bundled();
+        assert!(prices.per_request.contains_key("secretsmanager"));
+        assert!(prices.lambda_gb_second.contains_key("arm64"));
+    }
+}

@@ -1,0 +1,319 @@
+//! `secret-loader bench`: the driver against the real `bootstrap` behind the Lambda API on
+//! loopback (cold forcing, REPORT parsing, error rows), `bench local` end to end on the
+//! emulator, and the report rendered from a recorded run (golden files).
+
+#[path = "../../../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use secret_loader_lambda::local_lambda::LocalLambda;
+
+const FUNCTION: &str = "secret-loader-comparison";
+
+/// The comparison function's binary, built next to `secret-loader` (it belongs to another
+/// package, so `cargo test -p secret-loader-cli` alone would not build it).
+fn bootstrap() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_secret-loader")).with_file_name("bootstrap");
+    let profile_release = path.parent().is_some_and(|dir| dir.ends_with("release"));
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build.args([
+        "build",
+        "--quiet",
+        "-p",
+        "secret-loader-lambda",
+        "--bin",
+        "bootstrap",
+    ]);
+    if profile_release {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo build");
+    assert!(status.success(), "cannot build bootstrap");
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
+fn secret_loader(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_secret-loader"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("SECRET_LOADER_SOURCE")
+        .env_remove("SECRET_LOADER_KMS_KEY")
+        .output()
+        .expect("run secret-loader")
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_lambda_forces_cold_starts_and_reads_report_lines() {
+    let id = common::secretsmanager_secret("bench", r#"{"api_key":"BENCH-CANARY"}"#).await;
+    let url = common::secretsmanager_url();
+    let stacks = serde_json::json!({
+        "secretsmanager": url,
+        "secretsmanager+memory": format!("{url}&memory_ttl=5m"),
+        // Builds, then fails every read: nothing listens there.
+        "unreachable": format!(
+            "secretsmanager://?region=us-east-1&max_attempts=1&endpoint_url=http://127.0.0.1:{}",
+            closed_port()
+        ),
+        // Cannot even be built.
+        "broken": "vault://nowhere",
+    });
+    let environment = BTreeMap::from([
+        ("SECRET_LOADER_BENCH_SECRET_ID".to_owned(), id.to_string()),
+        ("SECRET_LOADER_BENCH_STACKS".to_owned(), stacks.to_string()),
+        ("KEEP_ME".to_owned(), "kept".to_owned()),
+    ]);
+    let service = LocalLambda::start(&bootstrap(), FUNCTION, environment.clone()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let output = secret_loader(
+        &[
+            "bench",
+            "lambda",
+            "--function",
+            FUNCTION,
+            "--cold",
+            "2",
+            "--warm",
+            "3",
+            "--reads",
+            "2",
+            "--out",
+        ]
+        .into_iter()
+        .chain([out.path().to_str().unwrap()])
+        .collect::<Vec<_>>(),
+        &[("AWS_ENDPOINT_URL_LAMBDA", service.endpoint_url())],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+
+    let raw = read_json(&out.path().join("raw.json"));
+    let invocations = raw["invocations"].as_array().unwrap();
+    // 2 cold starts, the 3 warm invocations spread over them: cold, warm, warm, cold, warm.
+    let forced: Vec<bool> = invocations
+        .iter()
+        .map(|i| i["forced_cold"].as_bool().unwrap())
+        .collect();
+    assert_eq!(forced, [true, false, false, true, false]);
+    for (invocation, forced) in invocations.iter().zip(forced) {
+        // The function itself says whether it was cold: forcing worked.
+        assert_eq!(invocation["response"]["cold"], forced, "{invocation}");
+        // Init Duration is on the REPORT line of cold starts only.
+        assert_eq!(
+            invocation["report"]["init_ms"].is_f64(),
+            forced,
+            "{invocation}"
+        );
+        assert!(invocation["report"]["duration_ms"].as_f64().unwrap() > 0.0);
+        assert_eq!(invocation["report"]["memory_mb"], 512);
+    }
+    // A Lambda API on loopback, the services on the emulator: labelled as such.
+    assert_eq!(raw["target"]["kind"], "emulator-loopback");
+    assert_eq!(raw["target"]["function"], FUNCTION);
+
+    // The function's environment is as it was: the nonce is gone, the rest kept.
+    let sdk = common::sdk_config().await;
+    let lambda = aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::config::Builder::from(&sdk)
+            .endpoint_url(service.endpoint_url())
+            .build(),
+    );
+    let configuration = lambda
+        .get_function_configuration()
+        .function_name(FUNCTION)
+        .send()
+        .await
+        .unwrap();
+    let variables = configuration.environment().unwrap().variables().unwrap();
+    assert_eq!(variables.len(), environment.len(), "{variables:?}");
+    assert_eq!(variables["KEEP_ME"], "kept");
+
+    // The failing stack is an error row with its kind; the others have numbers.
+    let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    let row = |name: &str| {
+        report
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name} |")))
+            .unwrap_or_else(|| panic!("no row for {name}: {report}"))
+            .to_owned()
+    };
+    assert!(
+        row("broken").contains("**error** | InvalidConfig"),
+        "{report}"
+    );
+    assert!(
+        row("unreachable").contains("**error** | Transient"),
+        "{report}"
+    );
+    assert!(
+        row("secretsmanager").contains("secretsmanager 1 |"),
+        "{report}"
+    );
+    assert!(
+        row("secretsmanager+memory").contains("| 0 |"),
+        "calls per warm read behind the memory cache: {report}"
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("| broken |"));
+    let svg = std::fs::read_to_string(out.path().join("report.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("secretsmanager+memory"));
+    for text in [&report, &svg, &raw.to_string(), &stderr.to_string()] {
+        assert!(!text.contains("BENCH-CANARY"));
+    }
+    service.stop();
+    // How tests/fixtures/bench/with-errors/raw.json was recorded.
+    if let Some(dir) = std::env::var_os("SECRET_LOADER_RECORD_FIXTURE") {
+        std::fs::copy(
+            out.path().join("raw.json"),
+            Path::new(&dir).join("raw.json"),
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_lambda_names_a_missing_function() {
+    let service = LocalLambda::start(&bootstrap(), FUNCTION, BTreeMap::new()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let output = secret_loader(
+        &[
+            "bench",
+            "lambda",
+            "--function",
+            "no-such-function",
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+        &[("AWS_ENDPOINT_URL_LAMBDA", service.endpoint_url())],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("no-such-function"), "{stderr}");
+    assert!(!out.path().join("raw.json").exists());
+}
+
+#[test]
+fn bench_local_runs_every_backend_and_cache_end_to_end() {
+    common::emulator_endpoint();
+    let out = tempfile::tempdir().unwrap();
+    let output = secret_loader(
+        &[
+            "bench",
+            "local",
+            "--cold",
+            "1",
+            "--warm",
+            "1",
+            "--reads",
+            "2",
+            "--bootstrap",
+            bootstrap().to_str().unwrap(),
+            "--secret-id",
+            common::unique_id("bench-local").as_str(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let raw = read_json(&out.path().join("raw.json"));
+    assert_eq!(raw["target"]["kind"], "emulator-loopback");
+    let invocations = raw["invocations"].as_array().unwrap();
+    assert_eq!(invocations.len(), 2);
+    let stacks = invocations[0]["response"]["stacks"].as_array().unwrap();
+    let mut names: Vec<&str> = stacks.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    let mut want = Vec::new();
+    for backend in ["file+kms", "s3+kms", "s3+sse-kms", "secretsmanager"] {
+        for cache in ["", "+memory", "+tmp"] {
+            want.push(format!("{backend}{cache}"));
+        }
+    }
+    assert_eq!(names, want);
+    for stack in stacks {
+        assert!(stack["error"].is_null(), "{stack}");
+        assert!(stack["first_read_ms"].is_f64(), "{stack}");
+        assert_eq!(stack["warm"]["count"], 2, "{stack}");
+    }
+    let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(
+        report.contains("**Emulator on loopback, not AWS.**"),
+        "{report}"
+    );
+    assert!(!report.contains("**error**"), "{report}");
+}
+
+/// The report of recorded runs, byte for byte: `bench local` on the emulator (every backend
+/// and cache) and `bench lambda` with failing stacks. After an intended change to the report,
+/// regenerate with `SECRET_LOADER_UPDATE_GOLDEN=1` and review the diff.
+#[test]
+fn the_reports_of_recorded_runs_match_the_golden_files() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bench");
+    for run in ["local-emulator", "with-errors"] {
+        let fixture = fixtures.join(run);
+        let out = tempfile::tempdir().unwrap();
+        let output = secret_loader(
+            &[
+                "bench",
+                "report",
+                fixture.join("raw.json").to_str().unwrap(),
+                "--out",
+                out.path().to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for name in ["report.md", "report.svg"] {
+            let got = std::fs::read_to_string(out.path().join(name)).unwrap();
+            let golden = fixture.join(name);
+            if std::env::var_os("SECRET_LOADER_UPDATE_GOLDEN").is_some() {
+                std::fs::write(&golden, &got).unwrap();
+            }
+            let want = std::fs::read_to_string(&golden).unwrap();
+            assert_eq!(got, want, "{name} differs from {}", golden.display());
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            std::fs::read_to_string(fixture.join("report.md")).unwrap()
+        );
+    }
+}
+
+#[test]
+fn bench_report_refuses_what_is_not_a_recorded_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw.json");
+    std::fs::write(&raw, r#"{"target": 1}"#).unwrap();
+    let output = secret_loader(
+        &[
+            "bench",
+            "report",
+            raw.to_str().unwrap(),
+            "--out",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(7));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a recorded run"));
+}

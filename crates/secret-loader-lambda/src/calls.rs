@@ -1,0 +1,184 @@
+//! Counting AWS calls on the wire: an HTTP client for the SDK that counts every request it
+//! sends, by service, before handing it to the SDK's own HTTPS client. Retries count (each
+//! attempt is a request); calls a service makes on our behalf (S3 asking KMS for an SSE-KMS
+//! object's key) are not visible here.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::shared::IntoShared;
+
+/// Requests sent, by AWS service (`kms`, `s3`, `secretsmanager`, ...).
+pub type Calls = BTreeMap<String, u64>;
+
+/// Counts the requests sent through [`CallCounter::http_client`].
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter {
+    counts: Arc<Mutex<Calls>>,
+}
+
+impl CallCounter {
+    /// A counter at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The SDK's default HTTPS client (rustls on AWS-LC), counting what it sends here.
+    pub fn http_client(&self) -> SharedHttpClient {
+        let inner = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .build_https();
+        self.wrap(inner)
+    }
+
+    /// `inner`, counting what it sends here.
+    pub fn wrap(&self, inner: SharedHttpClient) -> SharedHttpClient {
+        CountingClient {
+            inner,
+            counts: self.counts.clone(),
+        }
+        .into_shared()
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> Calls {
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// `after - before`, keeping only services with calls.
+pub fn difference(after: &Calls, before: &Calls) -> Calls {
+    after
+        .iter()
+        .map(|(service, n)| {
+            (
+                service.clone(),
+                n - before.get(service).copied().unwrap_or(0),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+#[derive(Debug)]
+struct CountingClient {
+    inner: SharedHttpClient,
+    counts: Arc<Mutex<Calls>>,
+}
+
+impl HttpClient for CountingClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        CountingConnector {
+            inner: self.inner.http_connector(settings, components),
+            counts: self.counts.clone(),
+        }
+        .into_shared()
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.inner.connector_metadata()
+    }
+}
+
+#[derive(Debug)]
+struct CountingConnector {
+    inner: SharedHttpConnector,
+    counts: Arc<Mutex<Calls>>,
+}
+
+impl HttpConnector for CountingConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let service = service_of(&request);
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(service)
+            .or_default() += 1;
+        self.inner.call(request)
+    }
+}
+
+/// The service a signed request is for: the SigV4 credential scope
+/// (`Credential=AKID/20261128/us-east-1/kms/aws4_request`), else the host's first label
+/// (`kms.us-east-1.amazonaws.com`).
+fn service_of(request: &HttpRequest) -> String {
+    let scoped = request
+        .headers()
+        .get("authorization")
+        .and_then(|auth| auth.split("Credential=").nth(1))
+        .and_then(|credential| credential.split([',', ' ']).next())
+        .and_then(|scope| scope.split('/').nth(3));
+    if let Some(service) = scoped {
+        return service.to_owned();
+    }
+    let uri = request.uri();
+    uri.split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['.', '/', ':']).next())
+        .filter(|label| label.starts_with(|c: char| c.is_ascii_alphabetic()))
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str, auth: Option<&str>) -> HttpRequest {
+        let mut request = HttpRequest::get(uri).unwrap();
+        if let Some(auth) = auth {
+            request
+                .headers_mut()
+                .insert("authorization", auth.to_owned());
+        }
+        request
+    }
+
+    #[test]
+    fn the_service_comes_from_the_credential_scope_then_the_host() {
+        let auth = "AWS4-HMAC-SHA256 Credential=test/20261128/us-east-1/kms/aws4_request, \
+                    SignedHeaders=host;x-amz-date, Signature=abc";
+        assert_eq!(
+            service_of(&request("http://127.0.0.1:5000/", Some(auth))),
+            "kms"
+        );
+        assert_eq!(
+            service_of(&request(
+                "https://secretsmanager.us-east-1.amazonaws.com/",
+                None
+            )),
+            "secretsmanager"
+        );
+        assert_eq!(
+            service_of(&request("http://127.0.0.1:5000/", Some("Bearer x"))),
+            "unknown"
+        );
+    }
+
+    #[test]
+    fn differences_keep_services_with_calls() {
+        let before = Calls::from([("kms".into(), 2), ("s3".into(), 1)]);
+        let after = Calls::from([("kms".into(), 3), ("s3".into(), 1), ("sts".into(), 1)]);
+        assert_eq!(
+            difference(&after, &before),
+            Calls::from([("kms".into(), 1), ("sts".into(), 1)])
+        );
+    }
+}
