@@ -113,16 +113,16 @@ struct ReportArgs {
     prices: Option<PathBuf>,
 }
 
-pub(crate) async fn bench(args: BenchArgs, kms_key: Option<String>) -> Result<(), Error> {
+pub(crate) async fn bench(args: BenchArgs, kms_key: Option<String>) -> Result<(), BenchError> {
     match args.command {
         BenchCommand::Local(args) => local(args, kms_key).await,
         BenchCommand::Lambda(args) => lambda(args).await,
         BenchCommand::Report(args) => {
             let text = std::fs::read_to_string(&args.raw).map_err(|e| {
-                Error::invalid_config(format!("cannot read {}: {e}", args.raw.display()))
+                BenchError::config(format!("cannot read {}: {e}", args.raw.display()))
             })?;
             let mut run: Run = serde_json::from_str(&text).map_err(|e| {
-                Error::invalid_config(format!("{} is not a recorded run: {e}", args.raw.display()))
+                BenchError::config(format!("{} is not a recorded run: {e}", args.raw.display()))
             })?;
             if let Some(path) = &args.prices {
                 run.prices = read_prices(Some(path))?;
@@ -132,30 +132,29 @@ pub(crate) async fn bench(args: BenchArgs, kms_key: Option<String>) -> Result<()
     }
 }
 
-fn read_prices(path: Option<&Path>) -> Result<Prices, Error> {
+fn read_prices(path: Option<&Path>) -> Result<Prices, BenchError> {
     match path {
         None => Ok(Prices::bundled()),
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                Error::invalid_config(format!("cannot read {}: {e}", path.display()))
-            })?;
-            Prices::from_toml(&text).map_err(Error::invalid_config)
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| BenchError::config(format!("cannot read {}: {e}", path.display())))?;
+            Prices::from_toml(&text).map_err(BenchError::config)
         }
     }
 }
 
 /// Writes report.md and report.svg (and raw.json when `raw`) into `out`; prints the Markdown.
-fn write_report(run: &Run, out: &Path, raw: bool) -> Result<(), Error> {
+fn write_report(run: &Run, out: &Path, raw: bool) -> Result<(), BenchError> {
     let io = |what: &Path, e: std::io::Error| {
-        Error::invalid_config(format!("cannot write {}: {e}", what.display()))
+        BenchError::config(format!("cannot write {}: {e}", what.display()))
     };
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let markdown = crate::report::markdown(run);
-    let svg = crate::report::svg(run).map_err(|e| Error::invalid_config(format!("chart: {e}")))?;
+    let svg = crate::report::svg(run).map_err(|e| BenchError::config(format!("chart: {e}")))?;
     let mut files = vec![("report.md", markdown.clone()), ("report.svg", svg)];
     if raw {
         let json = serde_json::to_string_pretty(run)
-            .map_err(|e| Error::invalid_config(format!("cannot encode the run: {e}")))?;
+            .map_err(|e| BenchError::config(format!("cannot encode the run: {e}")))?;
         files.push(("raw.json", json + "\n"));
     }
     for (name, text) in files {
@@ -171,22 +170,52 @@ fn write_report(run: &Run, out: &Path, raw: bool) -> Result<(), Error> {
     Ok(())
 }
 
+/// Why a bench command failed: its kind (for the exit code) and one line.
+#[derive(Debug)]
+pub(crate) struct BenchError {
+    pub(crate) kind: ErrorKind,
+    pub(crate) message: String,
+}
+
+impl BenchError {
+    fn config(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::InvalidConfig,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for BenchError {
+    fn from(err: Error) -> Self {
+        Self {
+            kind: err.kind(),
+            message: err.display_chain().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for BenchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// An SDK error as a bench failure, classified as every backend classifies them.
-fn lambda_error<E>(what: &str, err: SdkError<E, HttpResponse>) -> Error
+fn lambda_error<E>(what: &str, err: SdkError<E, HttpResponse>) -> BenchError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let kind = secret_loader::aws::sdk_error_kind(&err, |code| {
         (code == "ResourceNotFoundException").then_some(ErrorKind::NotFound)
     });
-    let message = format!("{what}: {}", DisplayErrorContext(&err));
-    match kind {
-        ErrorKind::InvalidConfig | ErrorKind::Other => Error::invalid_config(message),
-        kind => Error::from_kind(kind, "lambda", what, Some(message.into())),
+    BenchError {
+        kind,
+        message: format!("lambda: {what}: {}", DisplayErrorContext(&err)),
     }
 }
 
-async fn lambda(args: LambdaArgs) -> Result<(), Error> {
+async fn lambda(args: LambdaArgs) -> Result<(), BenchError> {
     let prices = read_prices(args.run.prices.as_deref())?;
     let sdk =
         secret_loader::aws::load_sdk_config(&secret_loader::config::AwsOptions::default()).await?;
@@ -220,7 +249,7 @@ async fn drive(
     args: &RunArgs,
     prices: Prices,
     kind: TargetKind,
-) -> Result<Run, Error> {
+) -> Result<Run, BenchError> {
     let configuration = configuration(client, function).await?;
     let original: HashMap<String, String> = configuration
         .environment()
@@ -296,7 +325,7 @@ async fn drive(
 async fn configuration(
     client: &aws_sdk_lambda::Client,
     function: &str,
-) -> Result<GetFunctionConfigurationOutput, Error> {
+) -> Result<GetFunctionConfigurationOutput, BenchError> {
     client
         .get_function_configuration()
         .function_name(function)
@@ -310,7 +339,7 @@ async fn update_environment(
     client: &aws_sdk_lambda::Client,
     function: &str,
     variables: HashMap<String, String>,
-) -> Result<(), Error> {
+) -> Result<(), BenchError> {
     wait_for_update(client, function).await?;
     client
         .update_function_configuration()
@@ -327,7 +356,10 @@ async fn update_environment(
 }
 
 /// Polls until the function's last update is no longer in progress.
-async fn wait_for_update(client: &aws_sdk_lambda::Client, function: &str) -> Result<(), Error> {
+async fn wait_for_update(
+    client: &aws_sdk_lambda::Client,
+    function: &str,
+) -> Result<(), BenchError> {
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut pause = Duration::from_millis(100);
     loop {
@@ -335,7 +367,7 @@ async fn wait_for_update(client: &aws_sdk_lambda::Client, function: &str) -> Res
         match configuration.last_update_status() {
             Some(LastUpdateStatus::InProgress) => {}
             Some(LastUpdateStatus::Failed) => {
-                return Err(Error::invalid_config(format!(
+                return Err(BenchError::config(format!(
                     "{function}: the configuration update failed: {}",
                     configuration
                         .last_update_status_reason()
@@ -345,12 +377,12 @@ async fn wait_for_update(client: &aws_sdk_lambda::Client, function: &str) -> Res
             _ => return Ok(()),
         }
         if Instant::now() > deadline {
-            return Err(Error::from_kind(
-                ErrorKind::Transient,
-                "lambda",
-                function,
-                Some("the configuration update did not finish within 5 minutes".into()),
-            ));
+            return Err(BenchError {
+                kind: ErrorKind::Transient,
+                message: format!(
+                    "lambda: {function}: the configuration update did not finish within 5 minutes"
+                ),
+            });
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(2));
@@ -449,16 +481,16 @@ impl Progress {
     }
 }
 
-async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), Error> {
+async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchError> {
     let prices = read_prices(args.run.prices.as_deref())?;
     let bootstrap = match args.bootstrap {
         Some(path) => path,
         None => std::env::current_exe()
-            .map_err(|e| Error::invalid_config(format!("cannot find this program: {e}")))?
+            .map_err(|e| BenchError::config(format!("cannot find this program: {e}")))?
             .with_file_name("bootstrap"),
     };
     if !bootstrap.is_file() {
-        return Err(Error::invalid_config(format!(
+        return Err(BenchError::config(format!(
             "no comparison function at {}: build it (`cargo build --release -p \
              secret-loader-lambda`) or pass --bootstrap",
             bootstrap.display()
@@ -479,10 +511,10 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), Error> {
                 .map_err(|e| lambda_error("kms:CreateKey", e))?;
             key.key_metadata()
                 .map(|m| m.arn().unwrap_or(m.key_id()).to_owned())
-                .ok_or_else(|| Error::invalid_config("CreateKey answered no key"))?
+                .ok_or_else(|| BenchError::config("CreateKey answered no key"))?
         }
         None => {
-            return Err(Error::invalid_config(
+            return Err(BenchError::config(
                 "bench local against AWS needs --kms-key (it creates keys on the emulator only)",
             ));
         }
@@ -500,7 +532,7 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), Error> {
             bucket
         }
         None => {
-            return Err(Error::invalid_config(
+            return Err(BenchError::config(
                 "bench local against AWS needs --bucket (it creates buckets on the emulator only)",
             ));
         }
@@ -512,7 +544,7 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), Error> {
             scratch = tempfile::Builder::new()
                 .prefix("secret-loader-bench-efs-")
                 .tempdir()
-                .map_err(|e| Error::invalid_config(format!("cannot make a directory: {e}")))?;
+                .map_err(|e| BenchError::config(format!("cannot make a directory: {e}")))?;
             scratch.path().to_owned()
         }
     };
@@ -555,8 +587,8 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), Error> {
             serde_json::to_string(&stacks).unwrap_or_default(),
         ),
     ]);
-    let service = LocalLambda::start(&bootstrap, LOCAL_FUNCTION, environment)
-        .map_err(Error::invalid_config)?;
+    let service =
+        LocalLambda::start(&bootstrap, LOCAL_FUNCTION, environment).map_err(BenchError::config)?;
     let client = aws_sdk_lambda::Client::from_conf(
         aws_sdk_lambda::config::Builder::from(&sdk)
             .endpoint_url(service.endpoint_url())

@@ -102,9 +102,13 @@ async fn main() -> ExitCode {
     init_logging();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
+        Err(Failure::Secret(err)) => {
             eprintln!("secret-loader: {}", err.display_chain());
             ExitCode::from(exit_code(err.kind()))
+        }
+        Err(Failure::Bench(err)) => {
+            eprintln!("secret-loader: {err}");
+            ExitCode::from(exit_code(err.kind))
         }
     }
 }
@@ -127,9 +131,23 @@ fn init_logging() {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), Error> {
+/// Why a command failed: a secret operation's error, or the bench driver's.
+enum Failure {
+    Secret(Error),
+    Bench(bench::BenchError),
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Self {
+        Self::Secret(err)
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
     if let Command::Bench(args) = cli.command {
-        return bench::bench(args, cli.kms_key).await;
+        return bench::bench(args, cli.kms_key)
+            .await
+            .map_err(Failure::Bench);
     }
     let mut config = match (&cli.source, &cli.config) {
         (Some(url), _) => Config::from_url(url)?,
@@ -139,11 +157,12 @@ async fn run(cli: Cli) -> Result<(), Error> {
     if let Some(key) = cli.kms_key {
         config.source.set_kms_key_id(key);
     }
-    match cli.command {
+    let done = match cli.command {
         Command::Get(args) => get(&config, args).await,
         Command::Put(args) => put(&config, args).await,
         Command::Bench(_) => unreachable!("handled above"),
-    }
+    };
+    Ok(done?)
 }
 
 async fn get(config: &Config, args: GetArgs) -> Result<(), Error> {

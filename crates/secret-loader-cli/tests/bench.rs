@@ -203,7 +203,8 @@ async fn bench_lambda_names_a_missing_function() {
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("no-such-function"), "{stderr}");
+    assert!(stderr.contains("lambda: no-such-function: "), "{stderr}");
+    assert!(stderr.contains("ResourceNotFoundException"), "{stderr}");
     assert!(!out.path().join("raw.json").exists());
 }
 
