@@ -230,7 +230,30 @@ async fn lambda(args: LambdaArgs) -> Result<(), BenchError> {
         (true, false) => TargetKind::LocalRunnerAws,
     };
     let run = drive(&client, &args.function, &args.run, prices, kind).await?;
-    write_report(&run, &args.run.out, true)
+    finish(&run, &args.run.out)
+}
+
+/// Writes the report; a run in which no invocation answered is still reported, and fails.
+fn finish(run: &Run, out: &Path) -> Result<(), BenchError> {
+    write_report(run, out, true)?;
+    let failed = run
+        .invocations
+        .iter()
+        .filter(|i| i.response.is_none())
+        .count();
+    if !run.invocations.is_empty() && failed == run.invocations.len() {
+        return Err(BenchError {
+            kind: ErrorKind::Other,
+            message: format!(
+                "every invocation failed ({failed}); the first: {}",
+                run.invocations[0]
+                    .error
+                    .as_deref()
+                    .unwrap_or("no error recorded")
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Settings → which invocations: per cold start, how many warm ones follow it.
@@ -601,7 +624,7 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
     };
     let run = drive(&client, LOCAL_FUNCTION, &args.run, prices, kind).await;
     service.stop();
-    write_report(&run?, &args.run.out, true)
+    finish(&run?, &args.run.out)
 }
 
 /// Whether `url` is on this machine.

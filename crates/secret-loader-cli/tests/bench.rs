@@ -208,6 +208,38 @@ async fn bench_lambda_names_a_missing_function() {
     assert!(!out.path().join("raw.json").exists());
 }
 
+/// A function that cannot start: every invocation is a recorded `Runtime.ExitError`, the
+/// report still gets written, and the command fails.
+#[test]
+fn bench_lambda_reports_a_function_that_cannot_start() {
+    // No SECRET_LOADER_BENCH_* variables: the function exits during init.
+    let service = LocalLambda::start(&bootstrap(), FUNCTION, BTreeMap::new()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let output = secret_loader(
+        &[
+            "bench",
+            "lambda",
+            "--function",
+            FUNCTION,
+            "--cold",
+            "1",
+            "--warm",
+            "1",
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+        &[("AWS_ENDPOINT_URL_LAMBDA", service.endpoint_url())],
+    );
+    service.stop();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("every invocation failed (2)"), "{stderr}");
+    assert!(stderr.contains("Runtime.ExitError"), "{stderr}");
+    let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(report.contains("## Failed invocations"), "{report}");
+    assert!(report.contains("got 0 cold and 0 warm answers"), "{report}");
+}
+
 #[test]
 fn bench_local_runs_every_backend_and_cache_end_to_end() {
     common::emulator_endpoint();
