@@ -215,6 +215,8 @@ pub type BuiltSource = Result<Arc<dyn SecretSource>, ErrorReport>;
 /// A built (or failed) stack.
 struct Stack {
     name: String,
+    /// The URL it was built from (none for sources built elsewhere).
+    url: Option<String>,
     source: BuiltSource,
     init: Duration,
     calls: Option<(CallCounter, Calls)>,
@@ -225,7 +227,6 @@ struct Stack {
 pub struct Bench {
     secret_id: SecretId,
     stacks: Vec<Stack>,
-    urls: BTreeMap<String, String>,
     envelope_warm_up: Option<Duration>,
     invocations: AtomicU64,
 }
@@ -248,16 +249,14 @@ impl Bench {
             let init_calls = counter.snapshot();
             built.push(Stack {
                 name: name.clone(),
+                url: Some(url.clone()),
                 source: source.map_err(|e| ErrorReport::from(&e)),
                 init,
                 calls: Some((counter, init_calls)),
                 first_read_done: AtomicBool::new(false),
             });
         }
-        let mut bench = Self::new(secret_id, built);
-        bench.urls = stacks.clone();
-        bench.envelope_warm_up = envelope_warm_up;
-        bench
+        Self::new(secret_id, built, envelope_warm_up)
     }
 
     /// A bench over sources built elsewhere (tests, embedders): `(name, source, init time)`.
@@ -266,21 +265,21 @@ impl Bench {
             .into_iter()
             .map(|(name, source, init)| Stack {
                 name,
+                url: None,
                 source,
                 init,
                 calls: None,
                 first_read_done: AtomicBool::new(false),
             })
             .collect();
-        Self::new(secret_id, stacks)
+        Self::new(secret_id, stacks, None)
     }
 
-    fn new(secret_id: SecretId, stacks: Vec<Stack>) -> Self {
+    fn new(secret_id: SecretId, stacks: Vec<Stack>, envelope_warm_up: Option<Duration>) -> Self {
         Self {
             secret_id,
             stacks,
-            urls: BTreeMap::new(),
-            envelope_warm_up: None,
+            envelope_warm_up,
             invocations: AtomicU64::new(0),
         }
     }
@@ -345,15 +344,16 @@ impl Bench {
 
     /// Reads the secret through stack `from` and stores it in stack `to`'s backend.
     async fn copy(&self, copy: &CopyRequest) -> Result<Copied, HandlerError> {
-        let from = self
-            .stacks
-            .iter()
-            .find(|s| s.name == copy.from)
-            .ok_or_else(|| HandlerError::InvalidRequest(format!("no stack `{}`", copy.from)))?;
-        let to = self
-            .urls
-            .get(&copy.to)
-            .ok_or_else(|| HandlerError::InvalidRequest(format!("no stack `{}`", copy.to)))?;
+        let stack = |name: &str| {
+            self.stacks
+                .iter()
+                .find(|s| s.name == name)
+                .ok_or_else(|| HandlerError::InvalidRequest(format!("no stack `{name}`")))
+        };
+        let from = stack(&copy.from)?;
+        let to = stack(&copy.to)?.url.as_deref().ok_or_else(|| {
+            HandlerError::InvalidRequest(format!("stack `{}` has no URL to write to", copy.to))
+        })?;
         let source = from
             .source
             .as_ref()
