@@ -220,7 +220,7 @@ fn summarize(run: &Run) -> BTreeMap<String, StackSummary> {
             &mut summary.cold_total,
             &mut summary.warm,
         ] {
-            *samples = sorted(std::mem::take(samples));
+            samples.sort_by(f64::total_cmp);
         }
     }
     stacks
