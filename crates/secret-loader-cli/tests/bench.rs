@@ -46,6 +46,14 @@ fn secret_loader(args: &[&str], env: &[(&str, &str)]) -> Output {
         .expect("run secret-loader")
 }
 
+/// `secret-loader bench lambda --function FUNCTION ARGS --out OUT`, its Lambda API `service`.
+fn bench_lambda(service: &LocalLambda, function: &str, args: &[&str], out: &Path) -> Output {
+    let mut all = vec!["bench", "lambda", "--function", function];
+    all.extend_from_slice(args);
+    all.extend(["--out", out.to_str().unwrap()]);
+    secret_loader(&all, &[("AWS_ENDPOINT_URL_LAMBDA", service.endpoint_url())])
+}
+
 /// A loopback port nothing listens on.
 fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -81,24 +89,11 @@ async fn bench_lambda_forces_cold_starts_and_reads_report_lines() {
     ]);
     let service = LocalLambda::start(&bootstrap(), FUNCTION, environment.clone()).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let output = secret_loader(
-        &[
-            "bench",
-            "lambda",
-            "--function",
-            FUNCTION,
-            "--cold",
-            "2",
-            "--warm",
-            "3",
-            "--reads",
-            "2",
-            "--out",
-        ]
-        .into_iter()
-        .chain([out.path().to_str().unwrap()])
-        .collect::<Vec<_>>(),
-        &[("AWS_ENDPOINT_URL_LAMBDA", service.endpoint_url())],
+    let output = bench_lambda(
+        &service,
+        FUNCTION,
+        &["--cold", "2", "--warm", "3", "--reads", "2"],
+        out.path(),
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
@@ -190,17 +185,7 @@ async fn bench_lambda_forces_cold_starts_and_reads_report_lines() {
 async fn bench_lambda_names_a_missing_function() {
     let service = LocalLambda::start(&bootstrap(), FUNCTION, BTreeMap::new()).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let output = secret_loader(
-        &[
-            "bench",
-            "lambda",
-            "--function",
-            "no-such-function",
-            "--out",
-            out.path().to_str().unwrap(),
-        ],
-        &[("AWS_ENDPOINT_URL_LAMBDA", service.endpoint_url())],
-    );
+    let output = bench_lambda(&service, "no-such-function", &[], out.path());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("lambda: no-such-function: "), "{stderr}");
@@ -215,20 +200,11 @@ fn bench_lambda_reports_a_function_that_cannot_start() {
     // No SECRET_LOADER_BENCH_* variables: the function exits during init.
     let service = LocalLambda::start(&bootstrap(), FUNCTION, BTreeMap::new()).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let output = secret_loader(
-        &[
-            "bench",
-            "lambda",
-            "--function",
-            FUNCTION,
-            "--cold",
-            "1",
-            "--warm",
-            "1",
-            "--out",
-            out.path().to_str().unwrap(),
-        ],
-        &[("AWS_ENDPOINT_URL_LAMBDA", service.endpoint_url())],
+    let output = bench_lambda(
+        &service,
+        FUNCTION,
+        &["--cold", "1", "--warm", "1"],
+        out.path(),
     );
     service.stop();
     let stderr = String::from_utf8_lossy(&output.stderr);
