@@ -188,10 +188,14 @@ impl Function {
         }
     }
 
+    /// Whether the last configuration update is still being applied.
+    fn update_in_progress(&self) -> bool {
+        self.updated_at
+            .is_some_and(|at| at.elapsed() < UPDATE_DELAY)
+    }
+
     fn configuration(&self) -> Value {
-        let in_progress = self
-            .updated_at
-            .is_some_and(|at| at.elapsed() < UPDATE_DELAY);
+        let in_progress = self.update_in_progress();
         json!({
             "FunctionName": self.name,
             "FunctionArn": format!("arn:aws:lambda:us-east-1:000000000000:function:{}", self.name),
@@ -249,10 +253,7 @@ impl Function {
                 "only RequestResponse",
             );
         }
-        if self
-            .updated_at
-            .is_some_and(|at| at.elapsed() < UPDATE_DELAY)
-        {
+        if self.update_in_progress() {
             return Answer::error(
                 409,
                 "ResourceConflictException",
