@@ -7,8 +7,7 @@
 //! Against moto every request opens a new TCP connection (moto answers `Connection: close`),
 //! so these are emulator-on-loopback numbers, not AWS numbers.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use secret_loader::testing as common;
 
 use std::collections::HashMap;
 use std::hint::black_box;

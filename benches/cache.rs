@@ -3,8 +3,7 @@
 //! clone (the limit); /tmp hits, plaintext and KMS-encrypted; and 64 concurrent callers on a
 //! cold key (single-flight). Run with `scripts/bench`.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use secret_loader::testing as common;
 
 use std::collections::HashMap;
 use std::hint::black_box;

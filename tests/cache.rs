@@ -1,8 +1,8 @@
 //! The memory and /tmp cache layers: the behaviour suite over an in-memory backend and over
 //! Secrets Manager, and each cache property with a backend that counts calls and fails on demand.
 
-mod behaviour;
-mod common;
+use secret_loader::testing as common;
+use secret_loader::testing::behaviour;
 
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;

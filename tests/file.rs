@@ -1,7 +1,7 @@
 //! `file+kms` (EFS in Lambda, any directory here) with the emulator's KMS.
 
-mod behaviour;
-mod common;
+use secret_loader::testing as common;
+use secret_loader::testing::behaviour;
 
 use std::os::unix::fs::{PermissionsExt, symlink};
 

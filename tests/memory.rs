@@ -1,9 +1,7 @@
 //! The behaviour suite on the in-process backend (no emulator needed).
 
-mod behaviour;
-mod common;
-
 use secret_loader::InMemorySource;
+use secret_loader::testing::behaviour;
 
 #[tokio::test]
 async fn behaviour_suite_passes_on_memory() {

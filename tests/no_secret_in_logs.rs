@@ -1,7 +1,7 @@
 //! Secret values never reach `tracing` output. One test in a binary of its own, because it
 //! installs the process-wide subscriber.
 
-mod common;
+use secret_loader::testing as common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

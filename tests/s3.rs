@@ -1,7 +1,7 @@
 //! `s3+kms` and `s3+sse-kms` through the real SDK against the emulator's S3 and KMS.
 
-mod behaviour;
-mod common;
+use secret_loader::testing as common;
+use secret_loader::testing::behaviour;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Secrets Manager through the real SDK against the emulator on loopback.
 
-mod behaviour;
-mod common;
+use secret_loader::testing as common;
+use secret_loader::testing::behaviour;
 
 use std::time::{Duration, Instant};
 

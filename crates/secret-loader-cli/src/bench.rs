@@ -25,9 +25,9 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use secret_loader::comparison::Response;
 use secret_loader::{Config, Error, ErrorKind, SecretId, SecretValue};
-use secret_loader_lambda::Response;
-use secret_loader_lambda::local_lambda::LocalLambda;
+use secret_loader_harness::LocalLambda;
 
 use crate::report::{Invocation, Prices, ReportLine, Run, Settings, Target, TargetKind};
 
@@ -64,7 +64,7 @@ struct RunArgs {
     warm: u32,
     /// Reads per stack in each invocation after the environment's first.
     #[arg(long, default_value_t = 10, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(0..=i64::from(secret_loader_lambda::MAX_WARM_READS)))]
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(secret_loader::comparison::MAX_WARM_READS)))]
     reads: u32,
     /// Directory for raw.json, report.md and report.svg.
     #[arg(long, default_value = "bench-report", value_name = "DIR")]
@@ -218,7 +218,7 @@ where
 async fn lambda(args: LambdaArgs) -> Result<(), BenchError> {
     let prices = read_prices(args.run.prices.as_deref())?;
     let sdk =
-        secret_loader::aws::load_sdk_config(&secret_loader::config::AwsOptions::default()).await?;
+        secret_loader::aws::load_sdk_config(&secret_loader::aws::AwsOptions::default()).await?;
     let client = aws_sdk_lambda::Client::new(&sdk);
     // Label what was measured honestly: a Lambda API on loopback is the local runner.
     let endpoint = |name: &str| std::env::var(name).ok().filter(|url| !url.is_empty());
@@ -520,7 +520,7 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
         )));
     }
     let id = SecretId::new(args.secret_id)?;
-    let options = secret_loader::config::AwsOptions::default();
+    let options = secret_loader::aws::AwsOptions::default();
     let sdk = secret_loader::aws::load_sdk_config(&options).await?;
     let emulator = emulator();
     let kms_key = match kms_key {
@@ -602,11 +602,11 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
     let stacks = stacks(&backends, &kms_key);
     let environment = BTreeMap::from([
         (
-            secret_loader_lambda::SECRET_ID_ENV.to_owned(),
+            secret_loader::comparison::SECRET_ID_ENV.to_owned(),
             id.to_string(),
         ),
         (
-            secret_loader_lambda::STACKS_ENV.to_owned(),
+            secret_loader::comparison::STACKS_ENV.to_owned(),
             serde_json::to_string(&stacks).unwrap_or_default(),
         ),
     ]);

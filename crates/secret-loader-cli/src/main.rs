@@ -34,7 +34,7 @@ EXIT CODES:
 /// Put secrets into a backend and get them back.
 ///
 /// Sources: secretsmanager://, s3+kms://BUCKET/PREFIX, s3+sse-kms://BUCKET/PREFIX,
-/// file+kms:///DIR (each with ?option=value; see the README).
+/// file+kms:///DIR (each with ?option=value; see docs/configuration.md).
 #[derive(Debug, Parser)]
 #[command(name = "secret-loader", version, after_help = EXIT_CODES)]
 struct Cli {

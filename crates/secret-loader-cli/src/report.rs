@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use secret_loader_lambda::Response;
-use secret_loader_lambda::calls::Calls;
+use secret_loader::comparison::Calls;
+use secret_loader::comparison::Response;
 use serde::{Deserialize, Serialize};
 
 /// The published prices bundled with the CLI (see the file for where they come from).

@@ -2,14 +2,13 @@
 //! loopback (cold forcing, REPORT parsing, error rows), `bench local` end to end on the
 //! emulator, and the report rendered from a recorded run (golden files).
 
-#[path = "../../../tests/common/mod.rs"]
-mod common;
+use secret_loader::testing as common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use secret_loader_lambda::local_lambda::LocalLambda;
+use secret_loader_harness::LocalLambda;
 
 const FUNCTION: &str = "secret-loader-comparison";
 

@@ -1,7 +1,6 @@
 //! The real `secret-loader` binary against the emulator on loopback.
 
-#[path = "../../../tests/common/mod.rs"]
-mod common;
+use secret_loader::testing as common;
 
 use std::io::Write;
 use std::net::TcpListener;

@@ -3,7 +3,6 @@
 //! attempt is a request); calls a service makes on our behalf (S3 asking KMS for an SSE-KMS
 //! object's key) are not visible here.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
@@ -14,9 +13,7 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::shared::IntoShared;
-
-/// Requests sent, by AWS service (`kms`, `s3`, `secretsmanager`, ...).
-pub type Calls = BTreeMap<String, u64>;
+use secret_loader::comparison::Calls;
 
 /// Counts the requests sent through [`CallCounter::http_client`].
 #[derive(Debug, Clone, Default)]

@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use secret_loader_lambda::{Bench, Request, function_handler};
+use secret_loader::comparison::Request;
+use secret_loader_lambda::{Bench, function_handler};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -2,16 +2,15 @@
 //! ([`LocalRuntime`]), reading from the AWS emulator: a cold invocation, a warm one, and a
 //! rejected request with its `errorType`.
 
-#[path = "../../../tests/common/mod.rs"]
-mod common;
+use secret_loader::testing as common;
 
 use std::path::Path;
 use std::time::Duration;
 
 use secret_loader::SecretSource;
-use secret_loader_lambda::Response;
-use secret_loader_lambda::calls::Calls;
-use secret_loader_lambda::local_runtime::{LocalRuntime, Outcome};
+use secret_loader::comparison::Calls;
+use secret_loader::comparison::Response;
+use secret_loader_harness::{LocalRuntime, Outcome};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 

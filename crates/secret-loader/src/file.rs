@@ -18,13 +18,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::atomic::write_atomically;
 use aws_config::SdkConfig;
 
-use crate::config::{FileConfig, Scheme, required_kms_key};
-use crate::envelope::Envelope;
+use crate::atomic::write_atomically;
+use crate::aws::AwsOptions;
+use crate::envelope::{AlgorithmSuite, Envelope, required_kms_key};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::SecretId;
+use crate::options::Options;
 use crate::source::{PutOutcome, SecretSource, SecretStore};
 use crate::value::{Secret, SecretValue, VersionSelector};
 
@@ -32,6 +33,48 @@ use crate::value::{Secret, SecretValue, VersionSelector};
 pub const BACKEND: &str = "file+kms";
 /// Files larger than this are refused unread (secrets are small).
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Options of `file+kms:///dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileConfig {
+    /// Shared AWS options (for KMS).
+    pub aws: AwsOptions,
+    /// The root directory (the URL's path; absolute).
+    pub root: PathBuf,
+    /// KMS key (`kms_key_id=`, required).
+    pub kms_key_id: Option<String>,
+    /// Envelope algorithm suite (`suite=committing|committing-signed`).
+    pub suite: AlgorithmSuite,
+}
+
+impl FileConfig {
+    /// The option keys of `file+kms://` besides [`AwsOptions::KEYS`].
+    pub(crate) const KEYS: &'static [&'static str] = &["kms_key_id", "suite"];
+
+    /// The options of `file+kms:///DIR`, taken out of `options`. `text` is the whole URL and
+    /// `path` its percent-decoded path.
+    pub(crate) fn from_url(
+        text: &str,
+        url: &url::Url,
+        path: &str,
+        options: &mut Options,
+    ) -> Result<Self> {
+        if url.host_str().is_some_and(|h| !h.is_empty()) || !path.starts_with('/') || path == "/" {
+            return Err(Error::invalid_config(format!(
+                "`{text}`: file+kms:// needs an absolute directory and no host \
+                 (file+kms:///mnt/efs/secrets)"
+            )));
+        }
+        let suite = options.take_with("suite", |_, text| text.parse())?;
+        Ok(Self {
+            aws: AwsOptions::from_options(options)?,
+            root: PathBuf::from(path),
+            kms_key_id: options.take("kms_key_id"),
+            suite: suite.unwrap_or_default(),
+        })
+    }
+}
 
 /// KMS envelopes in files under a root directory. See the [module docs](self) for the layout.
 pub struct FileKmsSource {
@@ -81,7 +124,7 @@ impl FileKmsSource {
     /// # Errors
     /// [`Error::InvalidConfig`] (no KMS key, a missing root, an unknown key).
     pub async fn from_config(sdk: &SdkConfig, config: &FileConfig) -> Result<Self> {
-        let key = required_kms_key(Scheme::FileKms, config.kms_key_id.as_deref())?;
+        let key = required_kms_key(BACKEND, config.kms_key_id.as_deref())?;
         let envelope = Envelope::kms(aws_sdk_kms::Client::new(sdk), key, config.suite).await?;
         Self::new(&config.root, Arc::new(envelope))
     }
@@ -95,7 +138,7 @@ impl FileKmsSource {
     ///
     /// # Errors
     /// [`Error::Unsupported`] for ARN ids.
-    pub fn path_for(&self, id: &SecretId) -> Result<PathBuf> {
+    pub(crate) fn path_for(&self, id: &SecretId) -> Result<PathBuf> {
         if id.is_arn() {
             return Err(Error::Unsupported {
                 backend: BACKEND,

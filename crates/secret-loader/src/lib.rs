@@ -33,6 +33,8 @@ mod atomic;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod cache;
+#[cfg(feature = "comparison")]
+pub mod comparison;
 pub mod config;
 #[cfg(feature = "kms")]
 pub mod envelope;
@@ -41,25 +43,33 @@ mod error;
 pub mod file;
 mod id;
 mod memory;
+mod options;
 mod source;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod value;
 
 #[cfg(feature = "s3")]
 pub use aws::s3::S3Source;
 #[cfg(feature = "secretsmanager")]
 pub use aws::secretsmanager::SecretsManagerSource;
-pub use config::{AlgorithmSuite, Config, SourceConfig};
+pub use config::{Config, SourceConfig};
 #[cfg(feature = "kms")]
-pub use envelope::Envelope;
+pub use envelope::{AlgorithmSuite, Envelope};
 pub use error::{BoxError, DisplayChain, Error, ErrorKind, Result};
 #[cfg(feature = "file")]
 pub use file::FileKmsSource;
 pub use id::{MAX_ARN_LEN, MAX_NAME_LEN, SecretId};
-pub use memory::{InMemorySource, STAGE_CURRENT, STAGE_PREVIOUS};
+pub use memory::InMemorySource;
 pub use source::{
     DEFAULT_GET_MANY_CONCURRENCY, PutOutcome, SecretSource, SecretSourceExt, SecretStore, get_each,
 };
-pub use value::{Secret, SecretValue, VersionSelector};
+pub use value::{STAGE_CURRENT, STAGE_PREVIOUS, Secret, SecretValue, VersionSelector};
 
 /// Re-exported so callers use the same `secrecy` version as the values they receive.
 pub use secrecy;
+
+// The README's Rust example compiles as a doctest of this crate, so it can't go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

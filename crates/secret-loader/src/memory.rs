@@ -9,13 +9,9 @@ use async_trait::async_trait;
 use crate::error::{Error, Result};
 use crate::id::SecretId;
 use crate::source::{PutOutcome, SecretSource, SecretStore};
-use crate::value::{Secret, SecretValue, VersionSelector};
+use crate::value::{STAGE_CURRENT, STAGE_PREVIOUS, Secret, SecretValue, VersionSelector};
 
 const BACKEND: &str = "memory";
-/// Staging label of the current version, as in Secrets Manager.
-pub const STAGE_CURRENT: &str = "AWSCURRENT";
-/// Staging label of the version before the current one, as in Secrets Manager.
-pub const STAGE_PREVIOUS: &str = "AWSPREVIOUS";
 
 /// Secrets held in this process, versioned like Secrets Manager: each put adds a version
 /// (ids `1`, `2`, ...), labelled `AWSCURRENT`, and the one before it `AWSPREVIOUS`.

@@ -83,6 +83,11 @@ impl PartialEq for SecretValue {
 
 impl Eq for SecretValue {}
 
+/// Staging label of the current version, as in Secrets Manager.
+pub const STAGE_CURRENT: &str = "AWSCURRENT";
+/// Staging label of the version before the current one, as in Secrets Manager.
+pub const STAGE_PREVIOUS: &str = "AWSPREVIOUS";
+
 /// Which version of a secret to read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]

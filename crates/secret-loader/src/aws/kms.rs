@@ -42,7 +42,7 @@ pub(crate) fn error_code_kind(code: &str) -> Option<ErrorKind> {
 /// # Errors
 /// [`Error::InvalidConfig`] when the key does not exist; other KMS failures by kind
 /// (throttled, transient, access denied).
-pub async fn resolve_key_arn(client: &Client, key_id: &str) -> Result<String> {
+pub(crate) async fn resolve_key_arn(client: &Client, key_id: &str) -> Result<String> {
     if key_id.starts_with("arn:") && key_id.contains(":key/") {
         return Ok(key_id.to_owned());
     }

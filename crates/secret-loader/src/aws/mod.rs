@@ -9,16 +9,112 @@ use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use std::time::Duration;
 
-use crate::config::AwsOptions;
 use crate::error::{Error, ErrorKind, Result};
+use crate::options::{Options, parse_duration};
 
 #[cfg(feature = "kms")]
-pub mod kms;
+pub(crate) mod kms;
 #[cfg(feature = "s3")]
 pub mod s3;
 #[cfg(feature = "secretsmanager")]
 pub mod secretsmanager;
+
+/// Options shared by every AWS backend. Unset fields follow the SDK's own conventions
+/// (`AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL`, the default credential chain).
+///
+/// The retry and timeout bounds make every call finish in bounded time: at most
+/// `max_attempts` attempts, each cut at `attempt_timeout`, all within `operation_timeout`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AwsOptions {
+    /// Region (`region=`); default from the environment or profile.
+    pub region: Option<String>,
+    /// Endpoint URL (`endpoint_url=`), e.g. an emulator on loopback; default `AWS_ENDPOINT_URL`.
+    pub endpoint_url: Option<String>,
+    /// Shared-config profile (`profile=`); default `AWS_PROFILE` or `default`.
+    pub profile: Option<String>,
+    /// Attempts per call, first try included (`max_attempts=`, default 3).
+    pub max_attempts: u32,
+    /// TCP/TLS connect timeout (`connect_timeout=`, default 3.1 s, the SDK's).
+    pub connect_timeout: Duration,
+    /// Deadline of one attempt (`attempt_timeout=`, default 5 s).
+    pub attempt_timeout: Duration,
+    /// Deadline of a whole call, retries included (`timeout=`, default 15 s).
+    pub operation_timeout: Duration,
+}
+
+impl Default for AwsOptions {
+    fn default() -> Self {
+        Self {
+            region: None,
+            endpoint_url: None,
+            profile: None,
+            max_attempts: 3,
+            connect_timeout: Duration::from_millis(3100),
+            attempt_timeout: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+impl AwsOptions {
+    /// The option keys every AWS backend takes.
+    pub(crate) const KEYS: &'static [&'static str] = &[
+        "region",
+        "endpoint_url",
+        "profile",
+        "max_attempts",
+        "connect_timeout",
+        "attempt_timeout",
+        "timeout",
+    ];
+
+    /// Takes the AWS options out of `options`; the defaults for those not given.
+    #[cfg_attr(
+        not(any(feature = "secretsmanager", feature = "s3", feature = "file")),
+        allow(dead_code)
+    )]
+    pub(crate) fn from_options(options: &mut Options) -> Result<Self> {
+        let mut aws = Self {
+            region: options.take("region"),
+            profile: options.take("profile"),
+            endpoint_url: options.take_with("endpoint_url", parse_http_url)?,
+            ..Self::default()
+        };
+        if let Some(attempts) = options.take_with("max_attempts", |key, text| {
+            text.parse()
+                .ok()
+                .filter(|n| (1..=10).contains(n))
+                .ok_or_else(|| {
+                    Error::invalid_config(format!("{key} `{text}` is not a number from 1 to 10"))
+                })
+        })? {
+            aws.max_attempts = attempts;
+        }
+        for (key, field) in [
+            ("connect_timeout", &mut aws.connect_timeout),
+            ("attempt_timeout", &mut aws.attempt_timeout),
+            ("timeout", &mut aws.operation_timeout),
+        ] {
+            if let Some(duration) = options.take_with(key, parse_duration)? {
+                *field = duration;
+            }
+        }
+        Ok(aws)
+    }
+}
+
+/// An `http(s)` URL.
+fn parse_http_url(key: &str, text: &str) -> Result<String> {
+    match url::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(text.to_owned()),
+        _ => Err(Error::invalid_config(format!(
+            "{key} `{text}` is not an http(s) URL"
+        ))),
+    }
+}
 
 /// Loads the SDK configuration the AWS way (default credential chain, region from the
 /// environment or profile, `AWS_ENDPOINT_URL` for emulators), then applies `options` on top:
@@ -35,7 +131,7 @@ pub async fn load_sdk_config(options: &AwsOptions) -> Result<SdkConfig> {
 ///
 /// # Errors
 /// As [`load_sdk_config`].
-pub async fn load_sdk_config_with(
+pub(crate) async fn load_sdk_config_with(
     options: &AwsOptions,
     http_client: Option<SharedHttpClient>,
 ) -> Result<SdkConfig> {
@@ -146,6 +242,10 @@ pub(crate) fn service_error_kind(
 /// (each backend module has one such function: the single place where that service's
 /// transient-vs-permanent decision is made); codes it leaves alone fall back to the codes
 /// all services share, then to the HTTP status.
+#[cfg_attr(
+    not(any(feature = "secretsmanager", feature = "s3", feature = "file")),
+    allow(dead_code)
+)]
 pub(crate) fn classify_sdk_error<E>(
     err: SdkError<E, HttpResponse>,
     backend: &'static str,

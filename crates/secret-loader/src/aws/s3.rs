@@ -11,11 +11,11 @@ use aws_sdk_s3::types::ServerSideEncryption;
 
 use aws_config::SdkConfig;
 
-use crate::aws::classify_sdk_error;
-use crate::config::{S3Config, Scheme, required_kms_key};
-use crate::envelope::Envelope;
+use crate::aws::{AwsOptions, classify_sdk_error};
+use crate::envelope::{AlgorithmSuite, Envelope, required_kms_key};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::SecretId;
+use crate::options::{Options, parse_bool};
 use crate::source::{PutOutcome, SecretSource, SecretStore};
 use crate::value::{Secret, SecretValue, VersionSelector};
 
@@ -33,6 +33,70 @@ pub const METADATA_KIND: &str = "secret-loader-kind";
 /// Objects larger than this are refused unread: secrets are small (Secrets Manager's limit
 /// is 64 KiB), and a wrong key must not make us buffer a video.
 pub const MAX_OBJECT_BYTES: i64 = 1024 * 1024;
+
+/// Options of `s3+kms://bucket/prefix` and `s3+sse-kms://bucket/prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct S3Config {
+    /// Shared AWS options.
+    pub aws: AwsOptions,
+    /// The bucket (the URL's host).
+    pub bucket: String,
+    /// The key prefix (the URL's path, without surrounding `/`).
+    pub prefix: String,
+    /// KMS key (`kms_key_id=`): required for `s3+kms`; for `s3+sse-kms` the bucket's default
+    /// KMS key when unset.
+    pub kms_key_id: Option<String>,
+    /// Envelope algorithm suite (`suite=committing|committing-signed`, `s3+kms` only).
+    pub suite: AlgorithmSuite,
+    /// Path-style addressing (`force_path_style=true`), for emulators on `localhost`.
+    pub force_path_style: bool,
+}
+
+impl S3Config {
+    /// The option keys of `s3+kms://` besides [`AwsOptions::KEYS`].
+    pub(crate) const ENVELOPE_KEYS: &'static [&'static str] =
+        &["kms_key_id", "suite", "force_path_style"];
+    /// The option keys of `s3+sse-kms://` besides [`AwsOptions::KEYS`].
+    pub(crate) const SSE_KMS_KEYS: &'static [&'static str] = &["kms_key_id", "force_path_style"];
+
+    /// The options of `s3+kms://BUCKET/PREFIX` (`server_side` false) or
+    /// `s3+sse-kms://BUCKET/PREFIX`, taken out of `options`. `text` is the whole URL and
+    /// `path` its percent-decoded path, for messages and the prefix.
+    pub(crate) fn from_url(
+        text: &str,
+        url: &url::Url,
+        path: &str,
+        server_side: bool,
+        options: &mut Options,
+    ) -> Result<Self> {
+        let scheme = if server_side {
+            BACKEND_SSE_KMS
+        } else {
+            BACKEND_ENVELOPE
+        };
+        let bucket = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| {
+            Error::invalid_config(format!(
+                "`{text}`: {scheme}:// needs a bucket ({scheme}://BUCKET/PREFIX)"
+            ))
+        })?;
+        let suite = if server_side {
+            None
+        } else {
+            options.take_with("suite", |_, text| text.parse())?
+        };
+        Ok(Self {
+            aws: AwsOptions::from_options(options)?,
+            bucket: bucket.to_owned(),
+            prefix: path.trim_matches('/').to_owned(),
+            kms_key_id: options.take("kms_key_id"),
+            suite: suite.unwrap_or_default(),
+            force_path_style: options
+                .take_with("force_path_style", parse_bool)?
+                .unwrap_or(false),
+        })
+    }
+}
 
 /// How the objects are protected.
 enum Protection {
@@ -122,7 +186,7 @@ impl S3Source {
                 config.kms_key_id.clone(),
             ));
         }
-        let key = required_kms_key(Scheme::S3Kms, config.kms_key_id.as_deref())?;
+        let key = required_kms_key(BACKEND_ENVELOPE, config.kms_key_id.as_deref())?;
         let envelope = Envelope::kms(aws_sdk_kms::Client::new(sdk), key, config.suite).await?;
         Ok(Self::envelope(
             s3,
@@ -143,7 +207,7 @@ impl S3Source {
     ///
     /// # Errors
     /// [`Error::Unsupported`] for ARN ids.
-    pub fn object_key(&self, id: &SecretId) -> Result<String> {
+    pub(crate) fn object_key(&self, id: &SecretId) -> Result<String> {
         if id.is_arn() {
             return Err(Error::Unsupported {
                 backend: self.backend(),

@@ -7,10 +7,10 @@ use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::primitives::Blob;
 
-use crate::aws::classify_sdk_error;
-use crate::config::SecretsManagerConfig;
+use crate::aws::{AwsOptions, classify_sdk_error};
 use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::id::SecretId;
+use crate::options::Options;
 use crate::source::{PutOutcome, SecretSource, SecretStore, get_each};
 use crate::value::{Secret, SecretValue, VersionSelector};
 
@@ -20,11 +20,41 @@ pub const BACKEND: &str = "secretsmanager";
 /// The most ids one `BatchGetSecretValue` call takes.
 pub const BATCH_LIMIT: usize = 20;
 
+/// Options of `secretsmanager://`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct SecretsManagerConfig {
+    /// Shared AWS options.
+    pub aws: AwsOptions,
+    /// KMS key for secrets the CLI creates (`kms_key_id=`); default `aws/secretsmanager`.
+    pub kms_key_id: Option<String>,
+}
+
+impl SecretsManagerConfig {
+    /// The option keys of `secretsmanager://` besides [`AwsOptions::KEYS`].
+    pub(crate) const KEYS: &'static [&'static str] = &["kms_key_id"];
+
+    /// The options of `secretsmanager://` (which takes no host or path, only options),
+    /// taken out of `options`. `text` is the whole URL, for messages.
+    pub(crate) fn from_url(text: &str, url: &url::Url, options: &mut Options) -> Result<Self> {
+        if url.host_str().is_some_and(|h| !h.is_empty()) || !matches!(url.path(), "" | "/") {
+            return Err(Error::invalid_config(format!(
+                "`{text}`: secretsmanager:// takes no host or path, only options \
+                 (secretsmanager://?region=...)"
+            )));
+        }
+        Ok(Self {
+            aws: AwsOptions::from_options(options)?,
+            kms_key_id: options.take("kms_key_id"),
+        })
+    }
+}
+
 /// Reads (and writes) secrets in AWS Secrets Manager.
 ///
 /// A read is one `GetSecretValue` call (by name or ARN, optionally a `VersionStage` or
 /// `VersionId`); `get_many` uses `BatchGetSecretValue`, 20 ids a call. Retries and
-/// deadlines are the client's (see [`AwsOptions`](crate::config::AwsOptions)).
+/// deadlines are the client's (see [`AwsOptions`]).
 #[derive(Clone)]
 pub struct SecretsManagerSource {
     client: Client,
@@ -55,11 +85,6 @@ impl SecretsManagerSource {
     pub fn with_kms_key_id(mut self, kms_key_id: Option<String>) -> Self {
         self.kms_key_id = kms_key_id;
         self
-    }
-
-    /// The underlying SDK client.
-    pub fn client(&self) -> &Client {
-        &self.client
     }
 
     async fn batch_get(&self, chunk: &[SecretId]) -> Vec<Result<Secret>> {

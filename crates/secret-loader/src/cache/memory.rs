@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use crate::cache::{CurrentVersion, Key, KeyRef, coarse_now};
 use crate::error::Result;
 use crate::id::SecretId;
+use crate::options::{Options, parse_bool, parse_duration, parse_duration_or_zero, parse_positive};
 use crate::source::SecretSource;
 use crate::value::{Secret, VersionSelector};
 
@@ -29,7 +30,7 @@ pub struct MemoryOptions {
     pub stale_for: Duration,
     /// On expiry, ask the backend for the current version id first and keep the entry when it
     /// is unchanged (`memory_version_check=true`; Secrets Manager: one `DescribeSecret`
-    /// instead of a `GetSecretValue`). Off by default; see the README for the trade.
+    /// instead of a `GetSecretValue`). Off by default; see `docs/caches.md` for the trade.
     pub version_check: bool,
 }
 
@@ -42,6 +43,34 @@ impl MemoryOptions {
             stale_for: Duration::ZERO,
             version_check: false,
         }
+    }
+
+    /// The option keys of the memory layer (`memory_` in a URL, a `[memory]` table in TOML).
+    pub(crate) const KEYS: &'static [&'static str] =
+        &["ttl", "max_entries", "stale_for", "version_check"];
+
+    /// The memory layer's options, from its keys (prefix removed); `None` when none is given.
+    ///
+    /// # Errors
+    /// [`InvalidConfig`](crate::Error::InvalidConfig) for a bad or unknown key, or keys without
+    /// `ttl`.
+    pub(crate) fn from_options(mut options: Options) -> Result<Option<Self>> {
+        let Some(ttl) = options.take_switch("ttl", parse_duration)? else {
+            return Ok(None);
+        };
+        let mut memory = Self::new(ttl);
+        if let Some(max) = options.take_with("max_entries", parse_positive)? {
+            memory.max_entries = max;
+        }
+        if let Some(stale) = options.take_with("stale_for", parse_duration_or_zero)? {
+            memory.stale_for = stale;
+        }
+        if let Some(check) = options.take_with("version_check", parse_bool)? {
+            memory.version_check = check;
+        }
+        let valid = options.names(Self::KEYS);
+        options.finish("", &valid)?;
+        Ok(Some(memory))
     }
 }
 

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::id::SecretId;
+use crate::options::{Options, parse_bool, parse_duration};
 use crate::value::VersionSelector;
 
 mod memory;
@@ -52,6 +53,31 @@ impl TmpOptions {
             plaintext: false,
             kms_key_id: None,
         }
+    }
+
+    /// The option keys of the `/tmp` layer (`tmp_` in a URL, a `[tmp]` table in TOML).
+    pub(crate) const KEYS: &'static [&'static str] = &["ttl", "dir", "plaintext", "kms_key_id"];
+
+    /// The `/tmp` layer's options, from its keys (prefix removed); `None` when none is given.
+    ///
+    /// # Errors
+    /// [`InvalidConfig`](crate::Error::InvalidConfig) for a bad or unknown key, or keys without
+    /// `ttl`.
+    pub(crate) fn from_options(mut options: Options) -> Result<Option<Self>> {
+        let Some(ttl) = options.take_switch("ttl", parse_duration)? else {
+            return Ok(None);
+        };
+        let mut tmp = Self::new(ttl);
+        if let Some(dir) = options.take("dir") {
+            tmp.dir = PathBuf::from(dir);
+        }
+        if let Some(plaintext) = options.take_with("plaintext", parse_bool)? {
+            tmp.plaintext = plaintext;
+        }
+        tmp.kms_key_id = options.take("kms_key_id");
+        let valid = options.names(Self::KEYS);
+        options.finish("", &valid)?;
+        Ok(Some(tmp))
     }
 }
 

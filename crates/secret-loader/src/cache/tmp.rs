@@ -160,7 +160,8 @@ impl TmpCache {
         }
     }
 
-    /// The file holding the entry of `id` at `version`.
+    /// The file holding the entry of `id` at `version` (for tests that tamper with it).
+    #[cfg(any(test, feature = "testing"))]
     pub fn entry_path(&self, id: &SecretId, version: &VersionSelector) -> PathBuf {
         self.dir.join(self.entry_name(id, version))
     }

@@ -1,14 +1,14 @@
 //! One behaviour suite for every backend and every cache layer (after object_store's
 //! `integration.rs`): `pub async fn`s over `&dyn SecretStore` (to seed) and
 //! `&dyn SecretSource` (to read; the same object for a bare backend), differences as flags.
-#![allow(dead_code, unreachable_pub)]
+//! A new backend gets the whole suite with one call to [`run_all`].
 
-use secret_loader::secrecy::ExposeSecret;
-use secret_loader::{
+use secrecy::ExposeSecret;
+
+use super::unique_id;
+use crate::{
     ErrorKind, SecretId, SecretSource, SecretSourceExt, SecretStore, SecretValue, VersionSelector,
 };
-
-use crate::common::unique_id;
 
 /// What a backend can do, where backends differ.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +33,7 @@ pub async fn run_all(store: &dyn SecretStore, source: &dyn SecretSource, flags: 
 const CREDS: &str =
     r#"{"access_key":"AKIAEXAMPLEBEHAVIOUR","secret_key":"behaviour/Secret+Key=="}"#;
 
+/// A text value comes back whole, as a string, a JSON field and a typed value.
 pub async fn text_round_trip(store: &dyn SecretStore, source: &dyn SecretSource) {
     let id = unique_id("text");
     let outcome = store.put(&id, &SecretValue::text(CREDS)).await.unwrap();
@@ -61,6 +62,7 @@ pub async fn text_round_trip(store: &dyn SecretStore, source: &dyn SecretSource)
     assert_eq!(creds.secret_key, "behaviour/Secret+Key==");
 }
 
+/// A binary value comes back byte for byte and is refused as a string.
 pub async fn binary_round_trip(store: &dyn SecretStore, source: &dyn SecretSource, flags: Flags) {
     let id = unique_id("binary");
     let bytes: Vec<u8> = (0..=255u8).rev().collect();
@@ -80,6 +82,7 @@ pub async fn binary_round_trip(store: &dyn SecretStore, source: &dyn SecretSourc
     }
 }
 
+/// A second put becomes the current version; older versions stay addressable where the backend keeps them.
 pub async fn new_version_becomes_current(
     store: &dyn SecretStore,
     source: &dyn SecretSource,
@@ -117,6 +120,7 @@ pub async fn new_version_becomes_current(
     }
 }
 
+/// A missing id is `NotFound`, not retryable, and the error names the id.
 pub async fn missing_is_not_found(source: &dyn SecretSource) {
     let id = unique_id("missing");
     let err = source.get_current(&id).await.unwrap_err();
@@ -125,6 +129,7 @@ pub async fn missing_is_not_found(source: &dyn SecretSource) {
     assert!(err.to_string().contains(id.as_str()), "{err}");
 }
 
+/// `get_many` answers in request order, with a missing id's error in its own slot.
 pub async fn get_many_keeps_order_and_reports_per_id(
     store: &dyn SecretStore,
     source: &dyn SecretSource,
@@ -158,6 +163,7 @@ pub async fn get_many_keeps_order_and_reports_per_id(
     }
 }
 
+/// Concurrent reads of one id all get the same value.
 pub async fn concurrent_reads_agree(store: &dyn SecretStore, source: &dyn SecretSource) {
     let id = unique_id("concurrent");
     store.put(&id, &SecretValue::text("same")).await.unwrap();
@@ -167,6 +173,7 @@ pub async fn concurrent_reads_agree(store: &dyn SecretStore, source: &dyn Secret
     }
 }
 
+/// No `Debug` output or error of a secret, its value or the sources carries the value.
 pub async fn nothing_leaks_into_debug_or_errors(
     store: &dyn SecretStore,
     source: &dyn SecretSource,

@@ -1,12 +1,10 @@
-//! Shared test setup: the emulator's address (loopback only), unique names, SDK clients.
-#![allow(dead_code, unreachable_pub)]
-
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+//! The AWS emulator on loopback: its address (refusing anything but 127.0.0.1), SDK
+//! configurations and raw clients pointing at it, and backends seeded on it.
 
 use aws_config::SdkConfig;
-use secret_loader::config::AwsOptions;
-use secret_loader::{SecretId, SecretsManagerSource};
+
+use crate::SecretId;
+use crate::aws::AwsOptions;
 
 /// The emulator's endpoint, from `AWS_ENDPOINT_URL` as exported by `scripts/test`.
 /// Refuses anything but 127.0.0.1, so no test can reach real AWS or the internet.
@@ -23,58 +21,43 @@ pub fn emulator_endpoint() -> String {
 
 /// Options pointing explicitly at the emulator (never at AWS, whatever the environment says).
 pub fn emulator_options() -> AwsOptions {
-    let mut options = AwsOptions::default();
-    options.endpoint_url = Some(emulator_endpoint());
-    options.region = Some("us-east-1".into());
-    options
+    AwsOptions {
+        endpoint_url: Some(emulator_endpoint()),
+        region: Some("us-east-1".into()),
+        ..AwsOptions::default()
+    }
 }
 
 /// The SDK configuration for the emulator.
 pub async fn sdk_config() -> SdkConfig {
-    secret_loader::aws::load_sdk_config(&emulator_options())
+    crate::aws::load_sdk_config(&emulator_options())
         .await
         .expect("SDK config for the emulator")
 }
 
 /// The Secrets Manager backend on the emulator.
-pub async fn secretsmanager() -> SecretsManagerSource {
-    SecretsManagerSource::from_sdk_config(&sdk_config().await)
+#[cfg(feature = "secretsmanager")]
+pub async fn secretsmanager() -> crate::SecretsManagerSource {
+    crate::SecretsManagerSource::from_sdk_config(&sdk_config().await)
 }
 
 /// A new secret in Secrets Manager on the emulator holding `value`.
+#[cfg(feature = "secretsmanager")]
 pub async fn secretsmanager_secret(prefix: &str, value: &str) -> SecretId {
-    use secret_loader::SecretStore;
-    let id = unique_id(prefix);
+    use crate::SecretStore;
+    let id = super::unique_id(prefix);
     secretsmanager()
         .await
-        .put(&id, &secret_loader::SecretValue::text(value))
+        .put(&id, &crate::SecretValue::text(value))
         .await
         .expect("seed a secret");
     id
 }
 
 /// A raw SDK client on the emulator, for seeding and checking behind the library's back.
+#[cfg(feature = "secretsmanager")]
 pub async fn raw_secretsmanager() -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(&sdk_config().await)
-}
-
-/// A name no other test (in this or a parallel process) uses.
-pub fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}-{}-{nanos:x}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A unique, valid secret id under `test/`.
-pub fn unique_id(prefix: &str) -> SecretId {
-    SecretId::new(format!("test/{}", unique(prefix))).unwrap()
 }
 
 /// The source URL of Secrets Manager on the emulator.
@@ -86,16 +69,19 @@ pub fn secretsmanager_url() -> String {
 }
 
 /// A raw KMS client on the emulator.
+#[cfg(feature = "kms")]
 pub async fn raw_kms() -> aws_sdk_kms::Client {
     aws_sdk_kms::Client::new(&sdk_config().await)
 }
 
 /// A raw S3 client on the emulator.
+#[cfg(feature = "s3")]
 pub async fn raw_s3() -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::new(&sdk_config().await)
 }
 
 /// A new symmetric KMS key on the emulator; its ARN.
+#[cfg(feature = "kms")]
 pub async fn kms_key() -> String {
     raw_kms()
         .await
@@ -111,8 +97,9 @@ pub async fn kms_key() -> String {
 }
 
 /// A new alias (`alias/test-...`) for `key_arn`.
+#[cfg(feature = "kms")]
 pub async fn kms_alias(key_arn: &str) -> String {
-    let alias = format!("alias/{}", unique("test"));
+    let alias = format!("alias/{}", super::unique("test"));
     raw_kms()
         .await
         .create_alias()
@@ -125,9 +112,10 @@ pub async fn kms_alias(key_arn: &str) -> String {
 }
 
 /// A new bucket, with versioning on when asked.
+#[cfg(feature = "s3")]
 pub async fn bucket(versioned: bool) -> String {
     use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
-    let name = unique("sl").to_lowercase();
+    let name = super::unique("sl").to_lowercase();
     let s3 = raw_s3().await;
     s3.create_bucket().bucket(&name).send().await.unwrap();
     if versioned {
@@ -146,25 +134,24 @@ pub async fn bucket(versioned: bool) -> String {
 }
 
 /// Envelopes under `key` (ARN or alias) on the emulator's KMS.
-pub async fn envelope(key: &str) -> std::sync::Arc<secret_loader::Envelope> {
-    let envelope = secret_loader::Envelope::kms(
-        raw_kms().await,
-        key,
-        secret_loader::AlgorithmSuite::Committing,
-    )
-    .await
-    .unwrap();
+#[cfg(feature = "kms")]
+pub async fn envelope(key: &str) -> std::sync::Arc<crate::Envelope> {
+    let envelope = crate::Envelope::kms(raw_kms().await, key, crate::AlgorithmSuite::Committing)
+        .await
+        .unwrap();
     std::sync::Arc::new(envelope)
 }
 
 /// `s3+kms` over `bucket`/`prefix` with `key`.
-pub async fn s3_kms(bucket: &str, prefix: &str, key: &str) -> secret_loader::S3Source {
-    secret_loader::S3Source::envelope(raw_s3().await, bucket, prefix, envelope(key).await)
+#[cfg(feature = "s3")]
+pub async fn s3_kms(bucket: &str, prefix: &str, key: &str) -> crate::S3Source {
+    crate::S3Source::envelope(raw_s3().await, bucket, prefix, envelope(key).await)
 }
 
 /// `file+kms` over `root` with `key`.
-pub async fn file_kms(root: &std::path::Path, key: &str) -> secret_loader::FileKmsSource {
-    secret_loader::FileKmsSource::new(root, envelope(key).await).unwrap()
+#[cfg(feature = "file")]
+pub async fn file_kms(root: &std::path::Path, key: &str) -> crate::FileKmsSource {
+    crate::FileKmsSource::new(root, envelope(key).await).unwrap()
 }
 
 /// The official AWS Encryption SDK CLI, installed by `scripts/test` beside the emulator.
@@ -220,18 +207,11 @@ pub async fn down_sdk_config() -> SdkConfig {
         .local_addr()
         .unwrap()
         .port();
-    let mut options = AwsOptions::default();
-    options.endpoint_url = Some(format!("http://127.0.0.1:{closed}"));
-    options.region = Some("us-east-1".into());
-    options.operation_timeout = std::time::Duration::from_secs(5);
-    secret_loader::aws::load_sdk_config(&options).await.unwrap()
-}
-
-/// The multi-threaded runtime benchmarks run on (the Encryption SDK wants one).
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+    let options = AwsOptions {
+        endpoint_url: Some(format!("http://127.0.0.1:{closed}")),
+        region: Some("us-east-1".into()),
+        operation_timeout: std::time::Duration::from_secs(5),
+        ..AwsOptions::default()
+    };
+    crate::aws::load_sdk_config(&options).await.unwrap()
 }

@@ -1,0 +1,19 @@
+//! Loopback stand-ins for the AWS Lambda APIs, so the real comparison function runs (and is
+//! tested) without AWS and without Docker:
+//!
+//! * [`LocalRuntime`]: the Lambda Runtime API on 127.0.0.1 running one function binary; a
+//!   new process is a new execution environment (a cold start).
+//! * [`LocalLambda`]: the Lambda service API on 127.0.0.1 in front of it (configuration,
+//!   updates, `Invoke` with log tails and `REPORT` lines), which `secret-loader bench lambda`
+//!   drives exactly as it drives a deployed function.
+//!
+//! Test and benchmark tooling: the function itself (`bootstrap`) depends on none of this.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub, rustdoc::broken_intra_doc_links)]
+
+pub mod local_lambda;
+pub mod local_runtime;
+
+pub use local_lambda::LocalLambda;
+pub use local_runtime::{LocalRuntime, Outcome};

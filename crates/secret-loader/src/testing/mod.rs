@@ -1,0 +1,47 @@
+//! Test support shared by every crate of this workspace (feature `testing`; not a stable API):
+//! the [behaviour suite](behaviour) every backend and cache layer runs, and helpers for tests
+//! and benchmarks against the AWS emulator on loopback. After object_store's `integration`
+//! module: tests call `testing::behaviour::run_all(&store, &source, flags)` for a backend.
+//!
+//! Nothing here reaches anything but 127.0.0.1: the emulator helpers refuse any other
+//! `AWS_ENDPOINT_URL`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::SecretId;
+
+pub mod behaviour;
+#[cfg(feature = "aws")]
+mod emulator;
+
+#[cfg(feature = "aws")]
+pub use emulator::*;
+
+/// A name no other test (in this or a parallel process) uses.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos:x}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A unique, valid secret id under `test/`.
+pub fn unique_id(prefix: &str) -> SecretId {
+    SecretId::new(format!("test/{}", unique(prefix))).unwrap()
+}
+
+/// The multi-threaded runtime benchmarks run on (two workers, as the machine has two cores).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
