@@ -69,4 +69,6 @@ emulator_start() {
     export AWS_DEFAULT_REGION=us-east-1
     export AWS_EC2_METADATA_DISABLED=true
     export AWS_ENCRYPTION_CLI="$VENV/bin/aws-encryption-cli"
+    # For tests that start a second emulator of their own (two endpoints, one id).
+    export MOTO_SERVER="$VENV/bin/moto_server"
 }

@@ -299,3 +299,42 @@ async fn emulator_down_is_transient_for_s3_and_for_kms() {
     assert_eq!(err.kind(), ErrorKind::Transient, "{err:?}");
     assert!(err.is_retryable());
 }
+
+/// An object whose size the answer does not give (chunked) and that is larger than the cap:
+/// refused once the bytes read pass the cap, without waiting for the rest, which never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_without_a_length_is_cut_at_the_cap() {
+    use std::io::Write;
+    let fake = common::FakeHttp::start(|_, stream| {
+        let _ = stream.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..20 {
+            let _ = write!(stream, "{:x}\r\n", chunk.len());
+            let _ = stream.write_all(&chunk);
+            let _ = stream.write_all(b"\r\n");
+        }
+        // 1.25 MiB sent; the rest never comes (and the last chunk never ends the body).
+        std::thread::sleep(std::time::Duration::from_secs(30));
+    });
+    let mut options = common::aws_options(fake.endpoint());
+    options.max_attempts = 1;
+    let sdk = secret_loader::aws::load_sdk_config(&options).await.unwrap();
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let source = secret_loader::S3Source::server_side(client, "bucket", "p", None);
+    let err = source
+        .get_current(&SecretId::new("big").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidFormat, "{err:?}");
+    // Without the cut it would wait for the rest until the attempt deadline: `Transient`.
+    assert!(
+        err.to_string().contains("larger than 1048576 bytes"),
+        "{err}"
+    );
+}

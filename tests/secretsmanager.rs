@@ -182,3 +182,64 @@ async fn emulator_down_is_a_transient_error_in_bounded_time() {
         started.elapsed()
     );
 }
+
+/// A role allowed `GetSecretValue` but not `BatchGetSecretValue`: `get_many` of 100 ids falls
+/// back to single reads, and keeps at most 16 of them in flight (not 16 per batch of 20).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_many_falls_back_to_single_reads_with_a_bound_on_concurrency() {
+    use secret_loader::testing::write_response;
+    let fake = common::FakeHttp::start(|request, stream| {
+        let target = request
+            .header("x-amz-target")
+            .unwrap_or_default()
+            .to_owned();
+        if target.ends_with("BatchGetSecretValue") {
+            let body = br#"{"__type":"AccessDeniedException","message":"not allowed"}"#;
+            write_response(
+                stream,
+                400,
+                &[("Content-Type", "application/x-amz-json-1.1")],
+                body,
+            );
+            return;
+        }
+        let asked: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+        let name = asked["SecretId"].as_str().unwrap().to_owned();
+        std::thread::sleep(Duration::from_millis(50));
+        let body = serde_json::json!({
+            "ARN": format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf"),
+            "Name": name,
+            "SecretString": format!("value of {name}"),
+            "VersionId": "v1",
+            "VersionStages": ["AWSCURRENT"],
+        });
+        write_response(
+            stream,
+            200,
+            &[("Content-Type", "application/x-amz-json-1.1")],
+            body.to_string().as_bytes(),
+        );
+    });
+    let options = common::aws_options(fake.endpoint());
+    let sdk = secret_loader::aws::load_sdk_config(&options).await.unwrap();
+    let source = SecretsManagerSource::from_sdk_config(&sdk);
+    let ids: Vec<SecretId> = (0..100)
+        .map(|i| SecretId::new(format!("bulk/{i}")).unwrap())
+        .collect();
+    let results = source.get_many(&ids).await;
+    for (id, result) in ids.iter().zip(&results) {
+        let secret = result.as_ref().unwrap();
+        assert_eq!(secret.id(), id);
+        assert_eq!(
+            secret.value().expose_str(),
+            Some(format!("value of {id}").as_str())
+        );
+    }
+    let batches = 5;
+    assert_eq!(fake.requests(), batches + 100);
+    assert!(
+        fake.most_in_flight() <= secret_loader::DEFAULT_GET_MANY_CONCURRENCY,
+        "{} requests in flight at once",
+        fake.most_in_flight()
+    );
+}

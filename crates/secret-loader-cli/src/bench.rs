@@ -274,6 +274,23 @@ async fn drive(
     kind: TargetKind,
 ) -> Result<Run, BenchError> {
     let configuration = configuration(client, function).await?;
+    // Forcing cold starts rewrites the environment and restores it after: never do that to
+    // an environment this caller can't read (Lambda then answers `Environment.Error`, e.g.
+    // variables under a KMS key it may not use), or the restore would wipe it.
+    if args.cold > 0
+        && let Some(error) = configuration.environment().and_then(|e| e.error())
+    {
+        return Err(BenchError {
+            kind: ErrorKind::AccessDenied,
+            message: format!(
+                "lambda: {function}: cannot read the function's environment ({}: {}); forcing \
+                 cold starts would replace it, so nothing was changed (--cold 0 measures warm \
+                 invocations only)",
+                error.error_code().unwrap_or("unknown"),
+                error.message().unwrap_or("no message"),
+            ),
+        });
+    }
     let original: HashMap<String, String> = configuration
         .environment()
         .and_then(|e| e.variables())

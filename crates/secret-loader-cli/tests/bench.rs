@@ -192,6 +192,30 @@ async fn bench_lambda_names_a_missing_function() {
     assert!(!out.path().join("raw.json").exists());
 }
 
+/// An environment the caller can't read (`Environment.Error`) is never rewritten: forcing
+/// cold starts would restore it from nothing and wipe it.
+#[test]
+fn bench_lambda_refuses_to_touch_an_environment_it_cannot_read() {
+    let environment = BTreeMap::from([("KEEP_ME".to_owned(), "yes".to_owned())]);
+    let service = LocalLambda::start(&bootstrap(), FUNCTION, environment.clone()).unwrap();
+    service.hide_environment("KMSAccessDeniedException", "not allowed to decrypt");
+    let out = tempfile::tempdir().unwrap();
+    let output = bench_lambda(
+        &service,
+        FUNCTION,
+        &["--cold", "1", "--warm", "0"],
+        out.path(),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "access denied: {stderr}");
+    assert!(
+        stderr.contains("cannot read the function's environment"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("KMSAccessDeniedException"), "{stderr}");
+    assert_eq!(service.environment(), environment, "left exactly as it was");
+}
+
 /// A function that cannot start: every invocation is a recorded `Runtime.ExitError`, the
 /// report still gets written, and the command fails.
 #[test]

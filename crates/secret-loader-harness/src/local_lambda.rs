@@ -17,8 +17,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,7 @@ use crate::local_runtime::{LocalRuntime, Outcome};
 pub const UPDATE_DELAY: Duration = Duration::from_millis(300);
 /// The memory size the function reports (it is not enforced locally).
 pub const MEMORY_MB: u32 = 512;
-/// How long one invocation may take.
+/// How long one invocation may take unless the configuration sets another (`Timeout`).
 pub const TIMEOUT: Duration = Duration::from_secs(120);
 const LOG_TAIL_BYTES: usize = 4096;
 
@@ -39,6 +39,18 @@ pub struct LocalLambda {
     endpoint: String,
     stop: Arc<AtomicBool>,
     server: Option<JoinHandle<()>>,
+    view: Arc<Mutex<View>>,
+}
+
+/// What the test side sees of the function, and may change behind the API's back.
+#[derive(Default)]
+struct View {
+    /// The environment as last configured.
+    environment: BTreeMap<String, String>,
+    /// When set, `GetFunctionConfiguration` answers `Environment.Error` with this
+    /// `(ErrorCode, Message)` instead of the variables, as Lambda does when the caller may not
+    /// decrypt them (a customer-managed KMS key).
+    environment_error: Option<(String, String)>,
 }
 
 impl LocalLambda {
@@ -57,11 +69,17 @@ impl LocalLambda {
             .to_ip()
             .ok_or("the endpoint has no IP address")?;
         let stop = Arc::new(AtomicBool::new(false));
+        let view = Arc::new(Mutex::new(View {
+            environment: environment.clone(),
+            environment_error: None,
+        }));
         let mut function = Function {
+            view: view.clone(),
             name: function_name.to_owned(),
             bootstrap: bootstrap.to_owned(),
             environment,
             updated_at: None,
+            timeout: TIMEOUT,
             environment_dir: None,
             runtime: None,
             invocations: 0,
@@ -83,7 +101,24 @@ impl LocalLambda {
             endpoint: format!("http://{address}"),
             stop,
             server: Some(serve),
+            view,
         })
+    }
+
+    /// The function's environment variables as last configured.
+    pub fn environment(&self) -> BTreeMap<String, String> {
+        self.view().environment.clone()
+    }
+
+    /// From now on `GetFunctionConfiguration` can't show the variables: it answers
+    /// `Environment.Error` (`error_code`, `message`), as Lambda does for a caller that may not
+    /// decrypt them. Updates still work.
+    pub fn hide_environment(&self, error_code: &str, message: &str) {
+        self.view().environment_error = Some((error_code.into(), message.into()));
+    }
+
+    fn view(&self) -> std::sync::MutexGuard<'_, View> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The endpoint URL, for the SDK's `endpoint_url`.
@@ -111,10 +146,13 @@ impl Drop for LocalLambda {
 }
 
 struct Function {
+    view: Arc<Mutex<View>>,
     name: String,
     bootstrap: PathBuf,
     environment: BTreeMap<String, String>,
     updated_at: Option<Instant>,
+    /// How long an invocation may run before its environment is stopped.
+    timeout: Duration,
     environment_dir: Option<tempfile::TempDir>,
     runtime: Option<LocalRuntime>,
     invocations: u64,
@@ -202,12 +240,15 @@ impl Function {
             "Runtime": "provided.al2023",
             "Handler": "bootstrap",
             "MemorySize": MEMORY_MB,
-            "Timeout": TIMEOUT.as_secs(),
+            "Timeout": self.timeout.as_secs(),
             "Architectures": [std::env::consts::ARCH],
             "Version": "$LATEST",
             "State": "Active",
             "LastUpdateStatus": if in_progress { "InProgress" } else { "Successful" },
-            "Environment": { "Variables": self.environment },
+            "Environment": match &self.view.lock().unwrap_or_else(|e| e.into_inner()).environment_error {
+                None => json!({ "Variables": self.environment }),
+                Some((code, message)) => json!({ "Error": { "ErrorCode": code, "Message": message } }),
+            },
         })
     }
 
@@ -218,9 +259,25 @@ impl Function {
                 return Answer::error(400, "InvalidParameterValueException", &err.to_string());
             }
         };
+        if let Some(timeout) = request.get("Timeout") {
+            match timeout.as_u64().filter(|s| (1..=900).contains(s)) {
+                Some(seconds) => self.timeout = Duration::from_secs(seconds),
+                None => {
+                    return Answer::error(
+                        400,
+                        "InvalidParameterValueException",
+                        "Timeout must be a number of seconds from 1 to 900",
+                    );
+                }
+            }
+        }
         if let Some(variables) = request.pointer("/Environment/Variables") {
             match serde_json::from_value(variables.clone()) {
-                Ok(environment) => self.environment = environment,
+                Ok(environment) => {
+                    self.environment = environment;
+                    let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+                    view.environment = self.environment.clone();
+                }
                 Err(err) => {
                     return Answer::error(400, "InvalidParameterValueException", &err.to_string());
                 }
@@ -270,10 +327,13 @@ impl Function {
         self.invocations += 1;
         let request_id = format!("local-{:08}", self.invocations);
         let started = Instant::now();
-        let outcome = runtime.invoke(body, TIMEOUT);
+        let outcome = runtime.invoke(body, self.timeout);
         let duration = started.elapsed();
         let init = cold.then(|| runtime.init_duration()).flatten();
         let max_memory = runtime.max_memory_mib();
+        // No answer and still running: it did not answer in time. Lambda stops such an
+        // environment, so a late answer can never be taken for the next invocation's.
+        let timed_out = outcome.is_err() && runtime.is_running();
         let mut answer = match outcome {
             Ok(Outcome::Response(payload)) => Answer {
                 status: 200,
@@ -285,6 +345,15 @@ impl Function {
                 body: payload,
                 headers: vec![("X-Amz-Function-Error", "Unhandled".into())],
             },
+            Err(_) if timed_out => Answer {
+                status: 200,
+                body: json!({
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": format!("Task timed out after {:.2} seconds", self.timeout.as_secs_f64()),
+                })
+                .to_string(),
+                headers: vec![("X-Amz-Function-Error", "Unhandled".into())],
+            },
             Err(message) => Answer {
                 status: 200,
                 body: json!({ "errorType": "Runtime.ExitError", "errorMessage": message })
@@ -293,7 +362,7 @@ impl Function {
             },
         };
         let logs = runtime.take_logs();
-        if !runtime.is_running() {
+        if timed_out || !runtime.is_running() {
             self.retire();
         }
         if header("X-Amz-Log-Type").as_deref() == Some("Tail") {
@@ -388,6 +457,66 @@ fn percent_decode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A function (Python, the Runtime API over `urllib`) that sleeps `delay` seconds, then
+    /// answers the event's `tag`.
+    const SLOW_FUNCTION: &str = r#"#!/usr/bin/env python3
+import json, os, time, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+while True:
+    with urllib.request.urlopen(api + "next") as r:
+        request_id = r.headers["Lambda-Runtime-Aws-Request-Id"]
+        event = json.loads(r.read())
+    time.sleep(event["delay"])
+    answer = json.dumps({"tag": event["tag"]}).encode()
+    urllib.request.urlopen(urllib.request.Request(api + request_id + "/response", data=answer, method="POST")).read()
+"#;
+
+    #[test]
+    fn a_timed_out_environment_is_stopped_so_its_late_answer_is_never_the_next_ones() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bootstrap = dir.path().join("bootstrap");
+        std::fs::write(&bootstrap, SLOW_FUNCTION).unwrap();
+        std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut function = Function {
+            view: Arc::default(),
+            name: "slow".into(),
+            bootstrap,
+            environment: BTreeMap::new(),
+            updated_at: None,
+            timeout: TIMEOUT,
+            environment_dir: None,
+            runtime: None,
+            invocations: 0,
+        };
+        let updated = function.update(r#"{"Timeout": 1}"#);
+        assert_eq!(updated.status, 200, "{}", updated.body);
+        function.updated_at = None;
+        assert_eq!(function.configuration()["Timeout"], 1);
+
+        let late = function.invoke(&[], r#"{"delay": 3, "tag": "first"}"#);
+        assert!(late.body.contains("Sandbox.Timedout"), "{}", late.body);
+        assert!(
+            late.body.contains("Task timed out after 1.00 seconds"),
+            "{}",
+            late.body
+        );
+        assert!(function.runtime.is_none(), "the environment was stopped");
+        let next = function.invoke(&[], r#"{"delay": 0, "tag": "second"}"#);
+        assert_eq!(next.status, 200);
+        assert_eq!(
+            next.body, r#"{"tag": "second"}"#,
+            "its own answer, not the late one"
+        );
+        function.retire();
+        assert!(
+            function
+                .update(r#"{"Timeout": 0}"#)
+                .body
+                .contains("from 1 to 900")
+        );
+    }
 
     #[test]
     fn report_lines_look_like_lambdas() {

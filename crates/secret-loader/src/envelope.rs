@@ -262,7 +262,9 @@ impl Envelope {
             .ok_or_else(|| Error::Other {
                 backend,
                 id: id.to_string(),
-                source: Some("the encryption SDK returned no ciphertext".into()),
+                source: Some(Arc::from(crate::BoxError::from(
+                    "the encryption SDK returned no ciphertext",
+                ))),
             })
     }
 
@@ -380,7 +382,10 @@ impl Envelope {
                     .map_err(|err| Error::Other {
                         backend,
                         id: id.to_string(),
-                        source: Some(format!("KMS keyring: {}", detail(&err)).into()),
+                        source: Some(Arc::from(crate::BoxError::from(format!(
+                            "KMS keyring: {}",
+                            detail(&err)
+                        )))),
                     })?;
                 (keyring, probe)
             }
@@ -440,7 +445,7 @@ async fn off_caller_task<T: Send + 'static>(
     tokio::spawn(operation).await.map_err(|join| Error::Other {
         backend,
         id: id.to_string(),
-        source: Some(Box::new(join)),
+        source: Some(std::sync::Arc::new(join)),
     })
 }
 

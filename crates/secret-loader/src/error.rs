@@ -2,9 +2,14 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 
 /// A boxed lower-level cause (an SDK error, an I/O error). Never holds a secret value.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// A lower-level cause as an [`Error`] holds it: shared, so an error can be cloned and handed
+/// to every caller waiting on the same backend call. Never holds a secret value.
+pub type SharedError = Arc<dyn StdError + Send + Sync + 'static>;
 
 /// `Result` with [`Error`] as the error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -15,8 +20,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// never the secret value: the `Display` and `Debug` of an error are safe to log. Match on the
 /// variant to decide what to do; [`Error::is_retryable`] answers the most common question.
 ///
-/// New kinds may be added, so matches need a wildcard arm.
-#[derive(Debug, thiserror::Error)]
+/// New kinds may be added, so matches need a wildcard arm. Errors are cheap to clone (causes
+/// are shared), so one backend failure can be handed to every caller that waited on it.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// No secret (or no such version of it) exists under this id.
@@ -28,7 +34,7 @@ pub enum Error {
         id: String,
         /// The service's own error, when there is one.
         #[source]
-        source: Option<BoxError>,
+        source: Option<SharedError>,
     },
 
     /// The caller's credentials may not read (or write) this secret, or use its key.
@@ -40,7 +46,7 @@ pub enum Error {
         id: String,
         /// The service's own error.
         #[source]
-        source: Option<BoxError>,
+        source: Option<SharedError>,
     },
 
     /// The ciphertext could not be opened: tampered, sealed under another key or another
@@ -53,7 +59,7 @@ pub enum Error {
         id: String,
         /// The cause.
         #[source]
-        source: Option<BoxError>,
+        source: Option<SharedError>,
     },
 
     /// The service asked us to slow down. Safe to retry later.
@@ -65,7 +71,7 @@ pub enum Error {
         id: String,
         /// The service's own error.
         #[source]
-        source: Option<BoxError>,
+        source: Option<SharedError>,
     },
 
     /// A failure that may pass: connection refused or reset, timeout, a 5xx answer.
@@ -78,7 +84,7 @@ pub enum Error {
         id: String,
         /// The transport or service error.
         #[source]
-        source: Option<BoxError>,
+        source: Option<SharedError>,
     },
 
     /// The id is not a valid secret id; rejected before any call was made.
@@ -127,7 +133,7 @@ pub enum Error {
         id: String,
         /// The underlying error.
         #[source]
-        source: Option<BoxError>,
+        source: Option<SharedError>,
     },
 }
 
@@ -192,6 +198,7 @@ impl Error {
         source: Option<BoxError>,
     ) -> Self {
         let id = id.into();
+        let source: Option<SharedError> = source.map(Arc::from);
         match kind {
             ErrorKind::NotFound => Self::NotFound {
                 backend,
@@ -223,6 +230,25 @@ impl Error {
                 id,
                 source,
             },
+        }
+    }
+
+    /// The [`Error::InvalidFormat`] of a value `backend` can't keep: `size` bytes (`what`:
+    /// the value, or its sealed envelope) against a limit of `limit`. A `put` checks this
+    /// before writing anything, so what it stores a `get` can read back.
+    pub fn too_large(
+        backend: &'static str,
+        id: impl Into<String>,
+        what: &str,
+        size: usize,
+        limit: u64,
+    ) -> Self {
+        Self::InvalidFormat {
+            backend,
+            id: id.into(),
+            reason: format!(
+                "is too large to store: {what} is {size} bytes, {backend}:// keeps at most {limit} bytes"
+            ),
         }
     }
 
@@ -272,7 +298,7 @@ mod tests {
         let err = Error::Transient {
             backend: "secretsmanager",
             id: "app/db".into(),
-            source: Some(Box::new(io)),
+            source: Some(Arc::new(io)),
         };
         let line = err.display_chain().to_string();
         assert_eq!(

@@ -3,25 +3,26 @@
 //!
 //! Id `prod/db` is the file `<root>/prod/db`: each `/`-separated segment of the id is a
 //! directory, the last one the file. [`SecretId`] already refuses `..`, `.`, empty segments and
-//! absolute ids; on top of that every path is resolved and must stay under the (resolved)
-//! root, so a symlink pointing out of it is refused, for reads and for writes. Writes go to a
-//! temporary file in the same directory (mode 0600, `O_EXCL`), are synced, then renamed over
-//! the old file, so a reader sees the old or the new envelope, never half of one; new
-//! directories are created 0700.
+//! absolute ids. Every read, write and delete walks from a handle on the root and refuses any
+//! symlink under it (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`, or `O_NOFOLLOW`
+//! per segment): nothing outside the root is read, written or removed, even while another
+//! writer under the root swaps a directory for a symlink. Writes go to a temporary file with a
+//! random name in the same directory (mode 0600, `O_EXCL`), are synced, then renamed over the
+//! old file and the directory synced, so a reader sees the old or the new envelope, never half
+//! of one; new directories are created 0700.
 
 use std::fmt;
-use std::fs::{self, DirBuilder, OpenOptions};
+use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use aws_config::SdkConfig;
 
-use crate::atomic::write_atomically;
 use crate::aws::AwsOptions;
+use crate::beneath::{Beneath, Dir};
 use crate::envelope::{AlgorithmSuite, Envelope, required_kms_key};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::SecretId;
@@ -97,6 +98,15 @@ impl From<io::Error> for FileError {
     }
 }
 
+impl From<Beneath> for FileError {
+    fn from(err: Beneath) -> Self {
+        match err {
+            Beneath::Escapes => Self::Escapes,
+            Beneath::Io(err) => Self::Io(err),
+        }
+    }
+}
+
 impl FileKmsSource {
     /// Envelopes sealed with `envelope` under `root`, which must be an existing directory.
     ///
@@ -134,20 +144,18 @@ impl FileKmsSource {
         &self.root
     }
 
-    /// The file of `id` (not yet resolved against symlinks).
+    /// The segments of `id`'s path under the root: directories, then the file.
     ///
     /// # Errors
     /// [`Error::Unsupported`] for ARN ids.
-    pub(crate) fn path_for(&self, id: &SecretId) -> Result<PathBuf> {
+    fn segments_for(&self, id: &SecretId) -> Result<Vec<String>> {
         if id.is_arn() {
             return Err(Error::Unsupported {
                 backend: BACKEND,
                 operation: "ARN ids (use the secret name)".into(),
             });
         }
-        Ok(id
-            .segments()
-            .fold(self.root.clone(), |path, segment| path.join(segment)))
+        Ok(id.segments().map(str::to_owned).collect())
     }
 
     fn error(&self, id: &SecretId, err: FileError) -> Error {
@@ -155,7 +163,7 @@ impl FileKmsSource {
         match err {
             FileError::Escapes => Error::InvalidId {
                 id,
-                reason: "resolves outside the backend's root directory (symlink)",
+                reason: "passes through a symlink under the backend's root directory (refused: it could lead outside)",
             },
             FileError::TooLarge => Error::InvalidFormat {
                 backend: BACKEND,
@@ -178,45 +186,37 @@ impl FileKmsSource {
         }
     }
 
+    /// Runs `work` on a blocking thread with the root opened and the id's directories and
+    /// file name (`work(parent directory, file name)`), creating missing directories when
+    /// `create`.
     async fn blocking<T: Send + 'static>(
         &self,
         id: &SecretId,
-        work: impl FnOnce(PathBuf, PathBuf) -> Result<T, FileError> + Send + 'static,
+        create: bool,
+        work: impl FnOnce(&Dir, &str) -> Result<T, FileError> + Send + 'static,
     ) -> Result<T> {
-        let path = self.path_for(id)?;
+        let segments = self.segments_for(id)?;
         let root = self.root.clone();
-        match tokio::task::spawn_blocking(move || work(root, path)).await {
+        let run = move || {
+            let (name, parents) = segments.split_last().ok_or(FileError::Escapes)?;
+            let parents: Vec<&str> = parents.iter().map(String::as_str).collect();
+            let parent = Dir::open(&root)?.descend(&parents, create)?;
+            work(&parent, name)
+        };
+        match tokio::task::spawn_blocking(run).await {
             Ok(result) => result.map_err(|err| self.error(id, err)),
             Err(join) => Err(Error::Other {
                 backend: BACKEND,
                 id: id.to_string(),
-                source: Some(Box::new(join)),
+                source: Some(std::sync::Arc::new(join)),
             }),
         }
     }
 }
 
-/// `path` resolved, if it stays under `root`.
-fn resolve_inside(root: &Path, path: &Path) -> Result<PathBuf, FileError> {
-    let resolved = fs::canonicalize(path)?;
-    if resolved.starts_with(root) {
-        Ok(resolved)
-    } else {
-        Err(FileError::Escapes)
-    }
-}
-
-fn read_envelope(root: &Path, path: &Path) -> Result<Vec<u8>, FileError> {
-    let resolved = resolve_inside(root, path)?;
-    // The resolved path has no symlinks left; O_NOFOLLOW refuses one swapped in since.
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&resolved)?;
+fn read_envelope(dir: &Dir, name: &str) -> Result<Vec<u8>, FileError> {
+    let file = dir.open_file(name)?;
     let meta = file.metadata()?;
-    if meta.is_dir() {
-        return Err(io::Error::from(io::ErrorKind::IsADirectory).into());
-    }
     if meta.len() > MAX_FILE_BYTES {
         return Err(FileError::TooLarge);
     }
@@ -228,51 +228,22 @@ fn read_envelope(root: &Path, path: &Path) -> Result<Vec<u8>, FileError> {
     Ok(bytes)
 }
 
-/// Creates the directories from `root` down to `dir` (0700), following none that leads out
-/// of `root`, and returns `dir` resolved.
-fn make_dirs_inside(root: &Path, dir: &Path) -> Result<PathBuf, FileError> {
-    let relative = dir.strip_prefix(root).map_err(|_| FileError::Escapes)?;
-    let mut current = root.to_path_buf();
-    for component in relative.components() {
-        let Component::Normal(name) = component else {
-            return Err(FileError::Escapes);
-        };
-        let next = current.join(name);
-        match DirBuilder::new().mode(0o700).create(&next) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(err) => return Err(err.into()),
-        }
-        // An existing entry may be a symlink: resolve it and stay inside.
-        current = resolve_inside(root, &next)?;
-        if !current.is_dir() {
-            return Err(io::Error::from(io::ErrorKind::NotADirectory).into());
-        }
-    }
-    Ok(current)
-}
-
-fn write_envelope(root: &Path, path: &Path, bytes: &[u8]) -> Result<bool, FileError> {
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(FileError::Escapes);
-    };
-    let dir = make_dirs_inside(root, parent)?;
-    let created = fs::symlink_metadata(dir.join(name)).is_err();
-    write_atomically(&dir, name, bytes, true)?;
+fn write_envelope(dir: &Dir, name: &str, bytes: &[u8]) -> Result<bool, FileError> {
+    let created = dir.file_type(name)?.is_none();
+    dir.replace(name, bytes, true)?;
     Ok(created)
-}
-
-fn delete_file(root: &Path, path: &Path) -> Result<(), FileError> {
-    let resolved = resolve_inside(root, path)?;
-    if resolved.is_dir() {
-        return Err(io::Error::from(io::ErrorKind::NotFound).into());
-    }
-    fs::remove_file(&resolved)?;
-    Ok(())
 }
 
 #[async_trait]
 impl SecretSource for FileKmsSource {
+    fn identity(&self) -> String {
+        format!(
+            "{BACKEND}:root={};key={}",
+            self.root.display(),
+            self.envelope.key_label()
+        )
+    }
+
     async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
         if *version != VersionSelector::Current {
             return Err(Error::Unsupported {
@@ -280,9 +251,7 @@ impl SecretSource for FileKmsSource {
                 operation: format!("reading {version} (files keep only the current value)"),
             });
         }
-        let bytes = self
-            .blocking(id, |root, path| read_envelope(&root, &path))
-            .await?;
+        let bytes = self.blocking(id, false, read_envelope).await?;
         let value = self.envelope.open(BACKEND, id, bytes).await?;
         tracing::debug!(backend = BACKEND, id = %id, "read secret");
         Ok(Secret::new(id.clone(), BACKEND, value))
@@ -293,8 +262,20 @@ impl SecretSource for FileKmsSource {
 impl SecretStore for FileKmsSource {
     async fn put(&self, id: &SecretId, value: &SecretValue) -> Result<PutOutcome> {
         let sealed = self.envelope.seal(BACKEND, id, value).await?;
+        if sealed.len() as u64 > MAX_FILE_BYTES {
+            let what = "the sealed envelope";
+            return Err(Error::too_large(
+                BACKEND,
+                id.as_str(),
+                what,
+                sealed.len(),
+                MAX_FILE_BYTES,
+            ));
+        }
         let created = self
-            .blocking(id, move |root, path| write_envelope(&root, &path, &sealed))
+            .blocking(id, true, move |dir, name| {
+                write_envelope(dir, name, &sealed)
+            })
             .await?;
         Ok(PutOutcome {
             version_id: None,
@@ -303,7 +284,7 @@ impl SecretStore for FileKmsSource {
     }
 
     async fn delete(&self, id: &SecretId) -> Result<()> {
-        self.blocking(id, |root, path| delete_file(&root, &path))
+        self.blocking(id, false, |dir, name| Ok(dir.remove_file(name)?))
             .await
     }
 }

@@ -28,10 +28,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rustdoc::broken_intra_doc_links)]
 
-#[cfg(feature = "kms")]
-mod atomic;
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "kms")]
+mod beneath;
 pub mod cache;
 #[cfg(feature = "comparison")]
 pub mod comparison;
@@ -56,7 +56,7 @@ pub use aws::secretsmanager::SecretsManagerSource;
 pub use config::{Config, SourceConfig};
 #[cfg(feature = "kms")]
 pub use envelope::{AlgorithmSuite, Envelope};
-pub use error::{BoxError, DisplayChain, Error, ErrorKind, Result};
+pub use error::{BoxError, DisplayChain, Error, ErrorKind, Result, SharedError};
 #[cfg(feature = "file")]
 pub use file::FileKmsSource;
 pub use id::{MAX_ARN_LEN, MAX_NAME_LEN, SecretId};

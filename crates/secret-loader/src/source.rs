@@ -37,6 +37,17 @@ pub trait SecretSource: Debug + Display + Send + Sync + 'static {
     /// Reads one version of one secret.
     async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret>;
 
+    /// A stable identity of the data this source reads: everything that selects it (service,
+    /// region, endpoint, profile, bucket and prefix, root directory, key), the same in every
+    /// process that configures the source alike. Caches that outlive the process key their
+    /// entries by it, so two sources that could hold different values under one id must have
+    /// different identities, even when they print alike. `Display` stays for people.
+    ///
+    /// The default is the `Display` text: override it when two instances can print alike.
+    fn identity(&self) -> String {
+        self.to_string()
+    }
+
     /// Reads the current version of many secrets. The default makes concurrent `get` calls
     /// (at most [`DEFAULT_GET_MANY_CONCURRENCY`] at once); backends with a batch API override it.
     async fn get_many(&self, ids: &[SecretId]) -> Vec<Result<Secret>> {

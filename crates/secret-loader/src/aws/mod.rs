@@ -165,6 +165,31 @@ pub(crate) async fn load_sdk_config_with(
     Ok(config)
 }
 
+/// What selects an AWS backend's data besides its own names, as far as the configuration
+/// says: the region, the endpoint and the shared-config profile (`AWS_PROFILE` when the
+/// options name none). Part of every AWS source's [`identity`](crate::SecretSource::identity).
+#[cfg_attr(not(any(feature = "secretsmanager", feature = "s3")), allow(dead_code))]
+pub(crate) fn scope(sdk: &SdkConfig, profile: Option<&str>) -> String {
+    let profile = profile
+        .map(str::to_owned)
+        .or_else(|| std::env::var("AWS_PROFILE").ok())
+        .unwrap_or_else(|| "default".into());
+    format!(
+        "region={};endpoint={};profile={profile}",
+        sdk.region().map_or("", |r| r.as_ref()),
+        sdk.endpoint_url().unwrap_or("default"),
+    )
+}
+
+/// The scope of a source built from a bare client: only its region is known.
+#[cfg_attr(not(any(feature = "secretsmanager", feature = "s3")), allow(dead_code))]
+pub(crate) fn client_scope(region: Option<&Region>) -> String {
+    format!(
+        "region={};endpoint=unknown",
+        region.map_or("", |r| r.as_ref())
+    )
+}
+
 /// Error codes that mean "slow down", across AWS services (the SDK's own retry list).
 const THROTTLING_CODES: &[&str] = &[
     "Throttling",

@@ -121,6 +121,8 @@ pub struct S3Source {
     bucket: String,
     prefix: String,
     protection: Protection,
+    /// Region, endpoint and profile: see [`SecretSource::identity`].
+    scope: String,
 }
 
 impl S3Source {
@@ -155,11 +157,13 @@ impl S3Source {
     }
 
     fn new(client: Client, bucket: String, prefix: &str, protection: Protection) -> Self {
+        let scope = crate::aws::client_scope(client.config().region());
         Self {
             client,
             bucket,
             prefix: prefix.trim_matches('/').to_owned(),
             protection,
+            scope,
         }
     }
 
@@ -178,22 +182,20 @@ impl S3Source {
                 .force_path_style(config.force_path_style)
                 .build(),
         );
-        if server_side {
-            return Ok(Self::server_side(
+        let mut source = if server_side {
+            Self::server_side(
                 s3,
                 &config.bucket,
                 &config.prefix,
                 config.kms_key_id.clone(),
-            ));
-        }
-        let key = required_kms_key(BACKEND_ENVELOPE, config.kms_key_id.as_deref())?;
-        let envelope = Envelope::kms(aws_sdk_kms::Client::new(sdk), key, config.suite).await?;
-        Ok(Self::envelope(
-            s3,
-            &config.bucket,
-            &config.prefix,
-            Arc::new(envelope),
-        ))
+            )
+        } else {
+            let key = required_kms_key(BACKEND_ENVELOPE, config.kms_key_id.as_deref())?;
+            let envelope = Envelope::kms(aws_sdk_kms::Client::new(sdk), key, config.suite).await?;
+            Self::envelope(s3, &config.bucket, &config.prefix, Arc::new(envelope))
+        };
+        source.scope = crate::aws::scope(sdk, config.aws.profile.as_deref());
+        Ok(source)
     }
 
     fn backend(&self) -> &'static str {
@@ -259,6 +261,22 @@ fn error_code_kind(code: &str) -> Option<ErrorKind> {
 
 #[async_trait]
 impl SecretSource for S3Source {
+    fn identity(&self) -> String {
+        let key = match &self.protection {
+            Protection::Envelope(envelope) => envelope.key_label(),
+            Protection::ServerSide { kms_key_id } => {
+                kms_key_id.as_deref().unwrap_or("bucket-default")
+            }
+        };
+        format!(
+            "{}:{};bucket={};prefix={};key={key}",
+            self.backend(),
+            self.scope,
+            self.bucket,
+            self.prefix
+        )
+    }
+
     async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
         let backend = self.backend();
         let key = self.object_key(id)?;
@@ -273,13 +291,14 @@ impl SecretSource for S3Source {
                 });
             }
         };
-        let output = request.send().await.map_err(|err| self.classify(err, id))?;
+        let mut output = request.send().await.map_err(|err| self.classify(err, id))?;
+        let too_large = || Error::InvalidFormat {
+            backend,
+            id: id.to_string(),
+            reason: format!("is larger than {MAX_OBJECT_BYTES} bytes; not a secret"),
+        };
         if output.content_length.unwrap_or(0) > MAX_OBJECT_BYTES {
-            return Err(Error::InvalidFormat {
-                backend,
-                id: id.to_string(),
-                reason: format!("is larger than {MAX_OBJECT_BYTES} bytes; not a secret"),
-            });
+            return Err(too_large());
         }
         let version_id = output.version_id;
         let binary_marked = output
@@ -287,16 +306,19 @@ impl SecretSource for S3Source {
             .as_ref()
             .and_then(|m| m.get(METADATA_KIND))
             .is_some_and(|kind| kind == "binary");
-        let body = output
-            .body
-            .collect()
-            .await
-            .map_err(|err| Error::Transient {
+        // Content-Length may be absent (chunked) or wrong: stop reading at the cap either way.
+        let mut body = Vec::with_capacity(output.content_length.unwrap_or(0).max(0) as usize);
+        while let Some(chunk) = output.body.next().await {
+            let chunk = chunk.map_err(|err| Error::Transient {
                 backend,
                 id: id.to_string(),
-                source: Some(Box::new(err)),
-            })?
-            .to_vec();
+                source: Some(std::sync::Arc::new(err)),
+            })?;
+            if (body.len() + chunk.len()) as i64 > MAX_OBJECT_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
         let value = match &self.protection {
             Protection::Envelope(envelope) => envelope.open(backend, id, body).await?,
             Protection::ServerSide { .. } if binary_marked => SecretValue::binary(body),
@@ -314,18 +336,33 @@ impl SecretSource for S3Source {
 impl SecretStore for S3Source {
     async fn put(&self, id: &SecretId, value: &SecretValue) -> Result<PutOutcome> {
         let key = self.object_key(id)?;
+        // What a get would refuse is refused here, before anything is written.
+        let (body, what) = match &self.protection {
+            Protection::Envelope(envelope) => (
+                envelope.seal(self.backend(), id, value).await?,
+                "the sealed envelope",
+            ),
+            Protection::ServerSide { .. } => (value.expose_bytes().to_vec(), "the value"),
+        };
+        if body.len() as i64 > MAX_OBJECT_BYTES {
+            let limit = MAX_OBJECT_BYTES as u64;
+            return Err(Error::too_large(
+                self.backend(),
+                id.as_str(),
+                what,
+                body.len(),
+                limit,
+            ));
+        }
         let created = !self.exists(id, &key).await?;
         let request = self.client.put_object().bucket(&self.bucket).key(&key);
         let request = match &self.protection {
-            Protection::Envelope(envelope) => {
-                let sealed = envelope.seal(self.backend(), id, value).await?;
-                request
-                    .body(ByteStream::from(sealed))
-                    .content_type(ENVELOPE_CONTENT_TYPE)
-                    .metadata(METADATA_FORMAT, "aws-encryption-sdk")
-            }
+            Protection::Envelope(_) => request
+                .body(ByteStream::from(body))
+                .content_type(ENVELOPE_CONTENT_TYPE)
+                .metadata(METADATA_FORMAT, "aws-encryption-sdk"),
             Protection::ServerSide { kms_key_id } => request
-                .body(ByteStream::from(value.expose_bytes().to_vec()))
+                .body(ByteStream::from(body))
                 .content_type(if value.is_text() {
                     "text/plain; charset=utf-8"
                 } else {

@@ -20,6 +20,12 @@ pub const BACKEND: &str = "secretsmanager";
 /// The most ids one `BatchGetSecretValue` call takes.
 pub const BATCH_LIMIT: usize = 20;
 
+/// The largest secret value Secrets Manager keeps (`SecretString` or `SecretBinary`), bytes.
+pub const MAX_SECRET_BYTES: u64 = 65_536;
+
+/// The most `BatchGetSecretValue` calls one `get_many` keeps in flight.
+pub const BATCHES_IN_FLIGHT: usize = 4;
+
 /// Options of `secretsmanager://`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -59,26 +65,39 @@ impl SecretsManagerConfig {
 pub struct SecretsManagerSource {
     client: Client,
     kms_key_id: Option<String>,
+    /// Region, endpoint and profile: see [`SecretSource::identity`].
+    scope: String,
 }
 
 impl SecretsManagerSource {
-    /// A source over an existing client.
+    /// A source over an existing client. Its [identity](SecretSource::identity) knows only
+    /// the client's region: build from an [`SdkConfig`] where the endpoint matters to a cache.
     pub fn new(client: Client) -> Self {
+        let scope = crate::aws::client_scope(client.config().region());
         Self {
             client,
             kms_key_id: None,
+            scope,
         }
     }
 
     /// A source with a client built from a loaded SDK configuration
     /// (share one [`SdkConfig`] between backends: loading it is the slow part).
     pub fn from_sdk_config(config: &SdkConfig) -> Self {
-        Self::new(Client::new(config))
+        Self::scoped(config, None)
     }
 
     /// The source `config` describes, with clients from `sdk`.
     pub fn from_config(sdk: &SdkConfig, config: &SecretsManagerConfig) -> Self {
-        Self::from_sdk_config(sdk).with_kms_key_id(config.kms_key_id.clone())
+        Self::scoped(sdk, config.aws.profile.as_deref()).with_kms_key_id(config.kms_key_id.clone())
+    }
+
+    fn scoped(sdk: &SdkConfig, profile: Option<&str>) -> Self {
+        Self {
+            client: Client::new(sdk),
+            kms_key_id: None,
+            scope: crate::aws::scope(sdk, profile),
+        }
     }
 
     /// The KMS key new secrets are created with (default: the account's `aws/secretsmanager` key).
@@ -87,7 +106,9 @@ impl SecretsManagerSource {
         self
     }
 
-    async fn batch_get(&self, chunk: &[SecretId]) -> Vec<Result<Secret>> {
+    /// One `BatchGetSecretValue` for `chunk`: a result per id, or `None` when the call itself
+    /// is denied (the caller then reads those ids one by one).
+    async fn batch_get(&self, chunk: &[SecretId]) -> Option<Vec<Result<Secret>>> {
         let request = self
             .client
             .batch_get_secret_value()
@@ -103,20 +124,22 @@ impl SecretsManagerSource {
                         backend = BACKEND,
                         "BatchGetSecretValue denied; reading one by one"
                     );
-                    return get_each(self, chunk).await;
+                    return None;
                 }
                 let message = err.display_chain().to_string();
-                return chunk
-                    .iter()
-                    .map(|id| {
-                        Err(Error::from_kind(
-                            err.kind(),
-                            BACKEND,
-                            id.as_str(),
-                            Some(message.clone().into()),
-                        ))
-                    })
-                    .collect();
+                return Some(
+                    chunk
+                        .iter()
+                        .map(|id| {
+                            Err(Error::from_kind(
+                                err.kind(),
+                                BACKEND,
+                                id.as_str(),
+                                Some(message.clone().into()),
+                            ))
+                        })
+                        .collect(),
+                );
             }
         };
 
@@ -168,7 +191,7 @@ impl SecretsManagerSource {
                 None => self.get(id, &VersionSelector::Current).await,
             });
         }
-        out
+        Some(out)
     }
 
     async fn put_version(&self, id: &SecretId, value: &SecretValue) -> Result<PutOutcome> {
@@ -254,12 +277,16 @@ fn other(id: &SecretId, cause: &'static str) -> Error {
     Error::Other {
         backend: BACKEND,
         id: id.to_string(),
-        source: Some(cause.into()),
+        source: Some(std::sync::Arc::from(BoxError::from(cause))),
     }
 }
 
 #[async_trait]
 impl SecretSource for SecretsManagerSource {
+    fn identity(&self) -> String {
+        format!("{BACKEND}:{}", self.scope)
+    }
+
     async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
         let request = self.client.get_secret_value().secret_id(id.as_str());
         let request = match version {
@@ -279,13 +306,37 @@ impl SecretSource for SecretsManagerSource {
             .with_version_stages(output.version_stages.take().unwrap_or_default()))
     }
 
+    /// Batches of [`BATCH_LIMIT`] ids, at most [`BATCHES_IN_FLIGHT`] at once. Where the
+    /// batch call is denied, those ids are read one by one, all of them through one
+    /// [`get_each`], so at most [`DEFAULT_GET_MANY_CONCURRENCY`](crate::DEFAULT_GET_MANY_CONCURRENCY)
+    /// single reads are in flight however many ids are asked for.
     async fn get_many(&self, ids: &[SecretId]) -> Vec<Result<Secret>> {
-        let chunks = ids.chunks(BATCH_LIMIT).map(|chunk| self.batch_get(chunk));
-        futures_util::future::join_all(chunks)
-            .await
-            .into_iter()
-            .flatten()
-            .collect()
+        use futures_util::StreamExt;
+        let chunks: Vec<_> = ids.chunks(BATCH_LIMIT).collect();
+        let batches: Vec<Option<Vec<Result<Secret>>>> = futures_util::stream::iter(
+            chunks
+                .iter()
+                .map(|chunk| self.batch_get(chunk))
+                .collect::<Vec<_>>(),
+        )
+        .buffered(BATCHES_IN_FLIGHT)
+        .collect()
+        .await;
+        let denied: Vec<SecretId> = chunks
+            .iter()
+            .zip(&batches)
+            .filter(|(_, batch)| batch.is_none())
+            .flat_map(|(chunk, _)| chunk.iter().cloned())
+            .collect();
+        let mut singles = get_each(self, &denied).await.into_iter();
+        let mut out = Vec::with_capacity(ids.len());
+        for (chunk, batch) in chunks.iter().zip(batches) {
+            match batch {
+                Some(results) => out.extend(results),
+                None => out.extend(singles.by_ref().take(chunk.len())),
+            }
+        }
+        out
     }
 }
 
@@ -312,6 +363,15 @@ impl crate::cache::CurrentVersion for SecretsManagerSource {
 #[async_trait]
 impl SecretStore for SecretsManagerSource {
     async fn put(&self, id: &SecretId, value: &SecretValue) -> Result<PutOutcome> {
+        if value.len() as u64 > MAX_SECRET_BYTES {
+            return Err(Error::too_large(
+                BACKEND,
+                id.as_str(),
+                "the value",
+                value.len(),
+                MAX_SECRET_BYTES,
+            ));
+        }
         match self.put_version(id, value).await {
             // A name that doesn't exist yet is created; an ARN names an existing secret.
             Err(Error::NotFound { .. }) if !id.is_arn() => match self.create(id, value).await? {

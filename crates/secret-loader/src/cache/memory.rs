@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::cache::{CurrentVersion, Key, KeyRef, coarse_now};
+use tokio::sync::watch;
+
+use crate::cache::{Clock, CurrentVersion, Key, KeyRef};
 use crate::error::Result;
 use crate::id::SecretId;
 use crate::options::{Options, parse_bool, parse_duration, parse_duration_or_zero, parse_positive};
@@ -116,19 +118,34 @@ struct Entry {
     fetched_at: Duration,
 }
 
+/// The result of a backend call in flight, once it has one: what every caller of that flight
+/// gets, the error included.
+type FlightResult = Option<Result<Secret>>;
+
 /// An in-process cache over any [`SecretSource`]: TTL, bounded size, single-flight
-/// (concurrent misses on one key make one backend call), bounded stale-on-error, forced
-/// refresh, invalidation, prefetch, and optionally a cheap version check on expiry.
+/// (concurrent misses on one key make one backend call, and every caller gets that call's
+/// result, success or error), bounded stale-on-error, forced refresh, invalidation, prefetch,
+/// and optionally a cheap version check on expiry.
 ///
 /// Keyed by id and version selector. A hit is a hash lookup and a reference-count increment.
 pub struct MemoryCache {
     inner: Arc<dyn SecretSource>,
     options: MemoryOptions,
     entries: quick_cache::sync::Cache<Key, Entry>,
-    /// One lock per key with a backend call in flight: the single-flight.
-    in_flight: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
+    /// The backend calls in flight, one per key: the single-flight. Callers that find one
+    /// wait for its result instead of calling the backend themselves.
+    in_flight: Mutex<HashMap<Key, watch::Receiver<FlightResult>>>,
     versions: Option<Arc<dyn CurrentVersion>>,
+    clock: Clock,
     counters: Counters,
+}
+
+/// What a caller does about a key without a fresh entry.
+enum Role {
+    /// Nobody is asking the backend: this caller does, and hands the result to the others.
+    Lead(watch::Sender<FlightResult>, watch::Receiver<FlightResult>),
+    /// A call is in flight: wait for its result.
+    Follow(watch::Receiver<FlightResult>),
 }
 
 impl MemoryCache {
@@ -140,8 +157,15 @@ impl MemoryCache {
             options,
             in_flight: Mutex::default(),
             versions: None,
+            clock: Clock::system(),
             counters: Counters::default(),
         }
+    }
+
+    /// Uses `clock` for entry ages instead of the system's (tests move a manual one).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Enables the version check on expiry with `versions` (e.g. the Secrets Manager source
@@ -176,16 +200,26 @@ impl MemoryCache {
         self.entries.is_empty()
     }
 
-    /// Reads from the backend now, whatever the cache holds, and caches the result.
+    /// Reads from the backend now, whatever the cache holds, and caches the result. A call
+    /// already in flight for the key is waited for first, not taken as this one's answer.
     ///
     /// # Errors
     /// The backend's error (never masked by a stale entry).
     pub async fn refresh(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
         let key = Key::new(id, version);
-        let _flight = self.flight(&key).await;
-        bump(&self.counters.refreshes);
-        let result = self.inner.get(id, version).await;
-        self.store(key, result)
+        loop {
+            match self.join_or_lead(&key) {
+                Role::Follow(mut flight) => {
+                    let _ = flight.wait_for(Option::is_some).await;
+                }
+                Role::Lead(result, mine) => {
+                    let _flight = FlightGuard::new(self, &key, mine);
+                    bump(&self.counters.refreshes);
+                    let fetched = self.inner.get(id, version).await;
+                    return self.land(&key, result, self.store(key.clone(), fetched));
+                }
+            }
+        }
     }
 
     /// Drops the cached entry of `id` at `version`.
@@ -216,7 +250,8 @@ impl MemoryCache {
     }
 
     fn servable_stale(&self, entry: &Entry, now: Duration) -> bool {
-        now.saturating_sub(entry.fetched_at) < self.options.ttl + self.options.stale_for
+        now.saturating_sub(entry.fetched_at)
+            < self.options.ttl.saturating_add(self.options.stale_for)
     }
 
     /// The cached secret if a fresh entry holds it, without asking the backend: the hit path
@@ -224,25 +259,45 @@ impl MemoryCache {
     /// one; a `None` counts nothing.
     pub fn get_fresh(&self, id: &SecretId, version: &VersionSelector) -> Option<Secret> {
         let entry = self.entries.get(&KeyRef::new(id, version))?;
-        if !self.fresh(&entry, coarse_now()) {
+        if !self.fresh(&entry, self.clock.monotonic()) {
             return None;
         }
         bump(&self.counters.hits);
         Some(entry.secret)
     }
 
-    /// Waits for any backend call in flight for `key`, then holds the key's flight lock.
-    async fn flight(&self, key: &Key) -> Flight<'_> {
-        let lock = {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            in_flight.entry(key.clone()).or_default().clone()
-        };
-        let guard = lock.clone().lock_owned().await;
-        Flight {
-            cache: self,
-            key: key.clone(),
-            lock,
-            _guard: guard,
+    /// Joins the backend call in flight for `key`, or starts one.
+    fn join_or_lead(&self, key: &Key) -> Role {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(flight) = in_flight.get(key) {
+            return Role::Follow(flight.clone());
+        }
+        let (result, flight) = watch::channel(None);
+        in_flight.insert(key.clone(), flight.clone());
+        Role::Lead(result, flight)
+    }
+
+    /// Ends the leader's flight: no new caller joins it from here on (the next one starts a
+    /// flight of its own), and every caller that joined gets `outcome`.
+    fn land(
+        &self,
+        key: &Key,
+        result: watch::Sender<FlightResult>,
+        outcome: Result<Secret>,
+    ) -> Result<Secret> {
+        self.forget_flight(key, &result.subscribe());
+        result.send_replace(Some(outcome.clone()));
+        outcome
+    }
+
+    /// Removes `flight` from the in-flight map, if it is still the key's flight.
+    fn forget_flight(&self, key: &Key, flight: &watch::Receiver<FlightResult>) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if in_flight
+            .get(key)
+            .is_some_and(|current| current.same_channel(flight))
+        {
+            in_flight.remove(key);
         }
     }
 
@@ -251,7 +306,7 @@ impl MemoryCache {
             Ok(secret) => {
                 let entry = Entry {
                     secret: secret.clone(),
-                    fetched_at: coarse_now(),
+                    fetched_at: self.clock.monotonic(),
                 };
                 self.entries.insert(key, entry);
                 Ok(secret)
@@ -267,11 +322,34 @@ impl MemoryCache {
     }
 
     /// The slow path: no fresh entry. One caller per key asks the backend; the others wait
-    /// and take its result from the cache.
+    /// for that call and share its result, error included. When the leader is cancelled
+    /// before it has a result, its followers start over (one of them leads).
     async fn load(&self, id: &SecretId, version: &VersionSelector, key: Key) -> Result<Secret> {
-        let _flight = self.flight(&key).await;
-        let now = coarse_now();
-        let previous = self.entries.get(&key);
+        loop {
+            match self.join_or_lead(&key) {
+                Role::Follow(mut flight) => {
+                    if let Ok(shared) = flight.wait_for(Option::is_some).await
+                        && let Some(outcome) = shared.clone()
+                    {
+                        bump(&self.counters.coalesced);
+                        return outcome;
+                    }
+                    // The leader was cancelled: try again.
+                }
+                Role::Lead(result, mine) => {
+                    let _flight = FlightGuard::new(self, &key, mine);
+                    let outcome = self.fetch(id, version, &key).await;
+                    return self.land(&key, result, outcome);
+                }
+            }
+        }
+    }
+
+    /// The leader's work: the entry once more (a flight may have just filled it), the version
+    /// check, then the backend, with a stale entry served on a retryable failure.
+    async fn fetch(&self, id: &SecretId, version: &VersionSelector, key: &Key) -> Result<Secret> {
+        let now = self.clock.monotonic();
+        let previous = self.entries.get(key);
         if let Some(entry) = previous.as_ref().filter(|e| self.fresh(e, now)) {
             bump(&self.counters.coalesced);
             return Ok(entry.secret.clone());
@@ -279,7 +357,7 @@ impl MemoryCache {
         let previous =
             previous.filter(|e| self.servable_stale(e, now) || self.options.version_check);
         if let Some(entry) = &previous {
-            if let Some(renewed) = self.renew_if_current(id, version, &key, entry).await {
+            if let Some(renewed) = self.renew_if_current(id, version, key, entry).await {
                 return Ok(renewed);
             }
             bump(&self.counters.refreshes);
@@ -300,10 +378,10 @@ impl MemoryCache {
                         );
                         Ok(entry.secret.clone())
                     }
-                    None => self.store(key, Err(err)),
+                    None => self.store(key.clone(), Err(err)),
                 }
             }
-            result => self.store(key, result),
+            result => self.store(key.clone(), result),
         }
     }
 
@@ -326,7 +404,7 @@ impl MemoryCache {
                 bump(&self.counters.renewed);
                 let renewed = Entry {
                     secret: entry.secret.clone(),
-                    fetched_at: coarse_now(),
+                    fetched_at: self.clock.monotonic(),
                 };
                 self.entries.insert(key.clone(), renewed);
                 Some(entry.secret.clone())
@@ -337,30 +415,33 @@ impl MemoryCache {
     }
 }
 
-/// Holds a key's flight lock; forgets the lock when nobody else waits on it.
-struct Flight<'a> {
+/// A leader's hold on its flight: when the leader is dropped before it lands (its caller
+/// cancelled), the flight is forgotten, so its followers (whose result channel closes) and
+/// later callers start a new one instead of waiting on nothing.
+struct FlightGuard<'a> {
     cache: &'a MemoryCache,
-    key: Key,
-    lock: Arc<tokio::sync::Mutex<()>>,
-    _guard: tokio::sync::OwnedMutexGuard<()>,
+    key: &'a Key,
+    flight: watch::Receiver<FlightResult>,
 }
 
-impl Drop for Flight<'_> {
+impl<'a> FlightGuard<'a> {
+    fn new(cache: &'a MemoryCache, key: &'a Key, flight: watch::Receiver<FlightResult>) -> Self {
+        Self { cache, key, flight }
+    }
+}
+
+impl Drop for FlightGuard<'_> {
     fn drop(&mut self) {
-        let mut in_flight = self
-            .cache
-            .in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        // Ours, the map's and the guard's: nobody is waiting.
-        if Arc::strong_count(&self.lock) <= 3 {
-            in_flight.remove(&self.key);
-        }
+        self.cache.forget_flight(self.key, &self.flight);
     }
 }
 
 #[async_trait]
 impl SecretSource for MemoryCache {
+    fn identity(&self) -> String {
+        self.inner.identity()
+    }
+
     async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
         if let Some(secret) = self.get_fresh(id, version) {
             return Ok(secret);

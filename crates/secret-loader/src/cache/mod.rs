@@ -11,9 +11,12 @@
 //! | /tmp, encrypted (default) | a file read + 1 KMS `Decrypt` | restarts in the same sandbox/host |
 //! | /tmp, plaintext (opt-in) | a file read | restarts; the value sits unencrypted on disk |
 
+use std::fmt;
 use std::hash::Hash;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
@@ -89,10 +92,91 @@ pub trait CurrentVersion: Send + Sync {
     async fn current_version(&self, id: &SecretId) -> Result<Option<String>>;
 }
 
+/// The time source of the cache layers: the system's clocks (the default), or a clock a test
+/// moves by hand ([`Clock::manual`], [`Clock::advance`]), so TTL, stale and expiry behaviour
+/// can be tested instantly and exactly.
+#[derive(Clone, Default)]
+pub struct Clock {
+    manual: Option<Arc<ManualTime>>,
+}
+
+/// A hand-moved clock's offsets: nanoseconds past its start, on both clocks at once.
+struct ManualTime {
+    elapsed_nanos: AtomicU64,
+    #[cfg_attr(not(feature = "kms"), allow(dead_code))]
+    wall_start: SystemTime,
+}
+
+/// Where a manual clock's monotonic time starts: far enough from zero that nothing computed
+/// as `now - age` underflows.
+const MANUAL_MONOTONIC_START: Duration = Duration::from_secs(3600);
+
+impl Clock {
+    /// The system's clocks: the kernel's coarse monotonic clock for ages, the wall clock for
+    /// expiry times written to disk.
+    pub fn system() -> Self {
+        Self::default()
+    }
+
+    /// A clock that stands still until [`Clock::advance`] moves it; its wall time starts at
+    /// the system's current time.
+    pub fn manual() -> Self {
+        Self {
+            manual: Some(Arc::new(ManualTime {
+                elapsed_nanos: AtomicU64::new(0),
+                wall_start: SystemTime::now(),
+            })),
+        }
+    }
+
+    /// Moves a manual clock (and every layer sharing it) forward by `by`. The system clock
+    /// can't be moved: there it does nothing.
+    pub fn advance(&self, by: Duration) {
+        if let Some(manual) = &self.manual {
+            let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+            manual.elapsed_nanos.fetch_add(nanos, Ordering::Relaxed);
+        }
+    }
+
+    /// Monotonic time, for ages of entries in memory.
+    pub(crate) fn monotonic(&self) -> Duration {
+        match &self.manual {
+            None => coarse_now(),
+            Some(manual) => MANUAL_MONOTONIC_START.saturating_add(manual.elapsed()),
+        }
+    }
+
+    /// Wall time in milliseconds since the Unix epoch, for expiry times written to disk.
+    #[cfg_attr(not(feature = "kms"), allow(dead_code))]
+    pub(crate) fn wall_ms(&self) -> u64 {
+        let now = match &self.manual {
+            None => SystemTime::now(),
+            Some(manual) => manual.wall_start + manual.elapsed(),
+        };
+        now.duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+impl ManualTime {
+    fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.elapsed_nanos.load(Ordering::Relaxed))
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.manual {
+            None => f.write_str("Clock::System"),
+            Some(manual) => write!(f, "Clock::Manual(+{:?})", manual.elapsed()),
+        }
+    }
+}
+
 /// Time since boot on the kernel's coarse monotonic clock: a few nanoseconds to read (a full
 /// `Instant::now()` costs several times that on a cache hit), resolution of a scheduler tick
 /// (1 to 4 ms), so TTLs are honoured to within a few milliseconds.
-pub(crate) fn coarse_now() -> Duration {
+fn coarse_now() -> Duration {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let clock = rustix::time::ClockId::MonotonicCoarse;
     #[cfg(not(any(target_os = "linux", target_os = "android")))]

@@ -7,14 +7,14 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::atomic::write_atomically;
-use crate::cache::TmpOptions;
+use crate::beneath::Dir;
+use crate::cache::{Clock, TmpOptions};
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::id::SecretId;
@@ -23,12 +23,16 @@ use crate::value::{Secret, SecretValue, VersionSelector};
 
 /// The backend name of values served from `/tmp` entries (and the envelope context's).
 pub(crate) const BACKEND: &str = "tmp-cache";
-const MAGIC: &[u8; 6] = b"SLTMP\x01";
+/// Format 2: written and expiry times, entry-bound checksums, the source's metadata.
+const MAGIC: &[u8; 6] = b"SLTMP\x02";
 const MODE_PLAINTEXT: u8 = b'P';
 const MODE_ENCRYPTED: u8 = b'E';
 /// Encryption-context key binding an encrypted entry's expiry.
 const CONTEXT_EXPIRES: &str = "secret-loader:expires";
-const HEADER_LEN: usize = MAGIC.len() + 1 + 8;
+/// Encryption-context key binding when an encrypted entry was written.
+const CONTEXT_WRITTEN: &str = "secret-loader:written";
+/// `MAGIC | mode | written ms | expires ms` (big-endian milliseconds since the Unix epoch).
+const HEADER_LEN: usize = MAGIC.len() + 1 + 8 + 8;
 const MAX_ENTRY_BYTES: u64 = 1024 * 1024;
 
 /// How entries are kept at rest.
@@ -84,15 +88,22 @@ struct Counters {
 ///   in a file name), written to a temporary file (0600, `O_EXCL`) and renamed into place, so
 ///   readers never see a torn entry. The directory is created 0700; one owned by another user,
 ///   writable by group or others, or a symlink, is refused.
-/// * The expiry is in the entry. Expired, corrupt, truncated or foreign entries are ignored
-///   and replaced, never trusted.
-/// * Encrypted at rest by default (an envelope whose context binds the entry name and
-///   expiry); plaintext only by explicit opt-in.
+/// * The source is named by its [identity](SecretSource::identity) (service, region, endpoint,
+///   profile, bucket, root, key), not by how it prints, so two sources never share entries.
+/// * When it was written and when it expires are in the entry; an entry is served until the
+///   earlier of its expiry and its write time plus the TTL now configured. Expired, corrupt,
+///   truncated or foreign entries, and entries moved to another entry's file, are ignored and
+///   replaced, never trusted.
+/// * Encrypted at rest by default (an envelope whose context binds the entry name, its write
+///   time and its expiry); plaintext only by explicit opt-in (a checksum over the entry name
+///   and contents binds it to its id).
+/// * A hit carries what the miss did: the backend's name, the version id and the stages.
 pub struct TmpCache {
     inner: Arc<dyn SecretSource>,
     dir: PathBuf,
     ttl: Duration,
     at_rest: TmpAtRest,
+    clock: Clock,
     counters: Counters,
 }
 
@@ -143,8 +154,16 @@ impl TmpCache {
             dir: dir.clone(),
             ttl: options.ttl,
             at_rest,
+            clock: Clock::system(),
             counters: Counters::default(),
         })
+    }
+
+    /// Uses `clock` for write and expiry times instead of the system's (tests move a manual
+    /// one).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The counters so far.
@@ -168,7 +187,7 @@ impl TmpCache {
 
     fn entry_name(&self, id: &SecretId, version: &VersionSelector) -> String {
         let mut hash = Sha256::new();
-        for part in [self.inner.to_string(), id.to_string(), version.to_string()] {
+        for part in [self.inner.identity(), id.to_string(), version.to_string()] {
             hash.update(part.as_bytes());
             hash.update([0]);
         }
@@ -192,8 +211,12 @@ impl TmpCache {
             return self.reject(id, "not an entry of this format");
         }
         let mode = bytes[MAGIC.len()];
-        let expires_ms = u64::from_be_bytes(bytes[MAGIC.len() + 1..HEADER_LEN].try_into().ok()?);
-        if now_ms() >= expires_ms {
+        let written_ms =
+            u64::from_be_bytes(bytes[MAGIC.len() + 1..MAGIC.len() + 9].try_into().ok()?);
+        let expires_ms = u64::from_be_bytes(bytes[MAGIC.len() + 9..HEADER_LEN].try_into().ok()?);
+        // The earlier of the expiry written with the entry and the TTL configured now.
+        let now = self.clock.wall_ms();
+        if now >= expires_ms.min(written_ms.saturating_add(millis(self.ttl))) {
             bump(&self.counters.expired);
             return None;
         }
@@ -204,20 +227,20 @@ impl TmpCache {
                     return self.reject(id, "truncated");
                 };
                 let (payload, digest) = body.split_at(split);
-                if Sha256::digest(&bytes[..HEADER_LEN + split]).as_slice() != digest {
-                    return self.reject(id, "checksum mismatch");
+                if plaintext_digest(&name, &bytes[..HEADER_LEN + split]).as_slice() != digest {
+                    return self.reject(id, "checksum mismatch (corrupt, or another entry's)");
                 }
                 Zeroizing::new(payload.to_vec())
             }
             (TmpAtRest::Encrypted(envelope), MODE_ENCRYPTED) => {
-                let expires = expires_ms.to_string();
+                let (written, expires) = (written_ms.to_string(), expires_ms.to_string());
                 let entry_id = SecretId::new(name).ok()?;
                 match envelope
                     .open_with_context(
                         BACKEND,
                         &entry_id,
                         body.to_vec(),
-                        &[(CONTEXT_EXPIRES, &expires)],
+                        &[(CONTEXT_WRITTEN, &written), (CONTEXT_EXPIRES, &expires)],
                     )
                     .await
                 {
@@ -233,9 +256,13 @@ impl TmpCache {
             _ => return self.reject(id, "written in the other at-rest mode"),
         };
         match decode_payload(&payload) {
-            Some((value, version_id)) => {
+            Some(decoded) => {
                 bump(&self.counters.hits);
-                Some(Secret::new(id.clone(), BACKEND, value).with_version_id(version_id))
+                Some(
+                    Secret::new(id.clone(), decoded.backend, decoded.value)
+                        .with_version_id(decoded.version_id)
+                        .with_version_stages(decoded.stages),
+                )
             }
             None => self.reject(id, "malformed payload"),
         }
@@ -249,22 +276,25 @@ impl TmpCache {
 
     async fn write_entry(&self, id: &SecretId, version: &VersionSelector, secret: &Secret) {
         let name = self.entry_name(id, version);
-        let expires_ms = now_ms().saturating_add(self.ttl.as_millis() as u64);
+        let written_ms = self.clock.wall_ms();
+        let expires_ms = written_ms.saturating_add(millis(self.ttl));
         let payload = encode_payload(secret);
         let mut bytes = Zeroizing::new(Vec::with_capacity(HEADER_LEN + payload.len() + 64));
         bytes.extend_from_slice(MAGIC);
         match &self.at_rest {
             TmpAtRest::Plaintext => {
                 bytes.push(MODE_PLAINTEXT);
+                bytes.extend_from_slice(&written_ms.to_be_bytes());
                 bytes.extend_from_slice(&expires_ms.to_be_bytes());
                 bytes.extend_from_slice(&payload);
-                let digest = Sha256::digest(&bytes[..]);
+                let digest = plaintext_digest(&name, &bytes);
                 bytes.extend_from_slice(&digest);
             }
             TmpAtRest::Encrypted(envelope) => {
                 bytes.push(MODE_ENCRYPTED);
+                bytes.extend_from_slice(&written_ms.to_be_bytes());
                 bytes.extend_from_slice(&expires_ms.to_be_bytes());
-                let expires = expires_ms.to_string();
+                let (written, expires) = (written_ms.to_string(), expires_ms.to_string());
                 let Ok(entry_id) = SecretId::new(name.clone()) else {
                     return;
                 };
@@ -273,7 +303,7 @@ impl TmpCache {
                         BACKEND,
                         &entry_id,
                         &SecretValue::binary(payload.to_vec()),
-                        &[(CONTEXT_EXPIRES, &expires)],
+                        &[(CONTEXT_WRITTEN, &written), (CONTEXT_EXPIRES, &expires)],
                     )
                     .await;
                 match sealed {
@@ -284,7 +314,7 @@ impl TmpCache {
         }
         let dir = self.dir.clone();
         // No fsync: after a crash a lost or torn entry is only a miss.
-        let write = move || write_atomically(&dir, name.as_ref(), &bytes, false);
+        let write = move || Dir::open(&dir)?.replace(&name, &bytes, false);
         match tokio::task::spawn_blocking(write).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => self.write_failed(id, &err.to_string()),
@@ -302,38 +332,102 @@ fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+/// A duration in whole milliseconds, saturating (a TTL of a thousand years does not wrap).
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// `kind (0 text, 1 binary) | version id length (u16) | version id | value`.
+/// The checksum of a plaintext entry: over its file name (so an entry copied to another id's
+/// file is refused) and its header and payload.
+fn plaintext_digest(name: &str, contents: &[u8]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(name.as_bytes());
+    hash.update([0]);
+    hash.update(contents);
+    hash.finalize().into()
+}
+
+/// What a hit returns besides the id: as the backend gave it on the miss.
+struct Decoded {
+    value: SecretValue,
+    backend: &'static str,
+    version_id: Option<String>,
+    stages: Vec<String>,
+}
+
+/// The backend names this crate's sources give, as the `&'static str` a [`Secret`] holds;
+/// a name it doesn't know reads back as this layer's own.
+fn known_backend(name: &str) -> &'static str {
+    match name {
+        "secretsmanager" => "secretsmanager",
+        "s3+kms" => "s3+kms",
+        "s3+sse-kms" => "s3+sse-kms",
+        "file+kms" => "file+kms",
+        "memory" => "memory",
+        _ => BACKEND,
+    }
+}
+
+/// `kind (0 text, 1 binary) | version id (u16 length, bytes) | backend (u8 length, bytes) |
+/// stage count (u8) | each stage (u8 length, bytes) | value`.
 fn encode_payload(secret: &Secret) -> Zeroizing<Vec<u8>> {
+    fn short(text: &str) -> &[u8] {
+        &text.as_bytes()[..text.len().min(u8::MAX as usize)]
+    }
     let value = secret.value();
     let version = secret.version_id().unwrap_or_default().as_bytes();
     let version = &version[..version.len().min(u16::MAX as usize)];
-    let mut out = Zeroizing::new(Vec::with_capacity(3 + version.len() + value.len()));
+    let mut out = Zeroizing::new(Vec::with_capacity(64 + version.len() + value.len()));
     out.push(u8::from(!value.is_text()));
     out.extend_from_slice(&(version.len() as u16).to_be_bytes());
     out.extend_from_slice(version);
+    let backend = short(secret.backend());
+    out.push(backend.len() as u8);
+    out.extend_from_slice(backend);
+    let stages = secret.version_stages();
+    let stages = &stages[..stages.len().min(u8::MAX as usize)];
+    out.push(stages.len() as u8);
+    for stage in stages {
+        let stage = short(stage);
+        out.push(stage.len() as u8);
+        out.extend_from_slice(stage);
+    }
     out.extend_from_slice(value.expose_bytes());
     out
 }
 
-fn decode_payload(payload: &[u8]) -> Option<(SecretValue, Option<String>)> {
+fn decode_payload(payload: &[u8]) -> Option<Decoded> {
+    fn text(bytes: &[u8]) -> Option<&str> {
+        std::str::from_utf8(bytes).ok()
+    }
+    fn short(rest: &[u8]) -> Option<(&str, &[u8])> {
+        let (&len, rest) = rest.split_first()?;
+        let (bytes, rest) = rest.split_at_checked(len as usize)?;
+        Some((text(bytes)?, rest))
+    }
     let (&kind, rest) = payload.split_first()?;
     let (len, rest) = rest.split_first_chunk::<2>()?;
-    let len = u16::from_be_bytes(*len) as usize;
-    let (version, value) = (rest.get(..len)?, rest.get(len..)?);
-    let version = std::str::from_utf8(version).ok()?;
-    let version = (!version.is_empty()).then(|| version.to_owned());
+    let (version, rest) = rest.split_at_checked(u16::from_be_bytes(*len) as usize)?;
+    let version = text(version)?;
+    let (backend, rest) = short(rest)?;
+    let (&count, mut rest) = rest.split_first()?;
+    let mut stages = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let (stage, after) = short(rest)?;
+        stages.push(stage.to_owned());
+        rest = after;
+    }
     let value = match kind {
-        0 => SecretValue::text(std::str::from_utf8(value).ok()?),
-        1 => SecretValue::binary(value),
+        0 => SecretValue::text(text(rest)?),
+        1 => SecretValue::binary(rest),
         _ => return None,
     };
-    Some((value, version))
+    Some(Decoded {
+        value,
+        backend: known_backend(backend),
+        version_id: (!version.is_empty()).then(|| version.to_owned()),
+        stages,
+    })
 }
 
 /// The file's bytes if it exists and is ours: a regular file (no symlink), owned by this user,

@@ -21,8 +21,17 @@ pub fn emulator_endpoint() -> String {
 
 /// Options pointing explicitly at the emulator (never at AWS, whatever the environment says).
 pub fn emulator_options() -> AwsOptions {
+    aws_options(&emulator_endpoint())
+}
+
+/// Options pointing explicitly at `endpoint` (a loopback test endpoint), region `us-east-1`.
+pub fn aws_options(endpoint: &str) -> AwsOptions {
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:"),
+        "{endpoint} is not on loopback; refusing"
+    );
     AwsOptions {
-        endpoint_url: Some(emulator_endpoint()),
+        endpoint_url: Some(endpoint.to_owned()),
         region: Some("us-east-1".into()),
         ..AwsOptions::default()
     }
@@ -214,4 +223,60 @@ pub async fn down_sdk_config() -> SdkConfig {
         ..AwsOptions::default()
     };
     crate::aws::load_sdk_config(&options).await.unwrap()
+}
+
+/// A second emulator on its own loopback port (the `moto_server` that `scripts/test`
+/// installed, named by `MOTO_SERVER`), for tests of two sources that differ only in endpoint.
+/// Stopped when dropped.
+pub struct SecondEmulator {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl SecondEmulator {
+    /// Starts it and waits (at most 60 s) until it answers.
+    pub fn start() -> Self {
+        let server = std::env::var_os("MOTO_SERVER")
+            .expect("MOTO_SERVER is not set: run the tests with scripts/test");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start a second moto_server");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the second emulator did not answer"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Self { child, endpoint }
+    }
+
+    /// Its endpoint, `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// An SDK configuration pointing at it.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        crate::aws::load_sdk_config(&aws_options(&self.endpoint))
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for SecondEmulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

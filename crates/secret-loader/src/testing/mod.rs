@@ -14,9 +14,11 @@ use crate::SecretId;
 pub mod behaviour;
 #[cfg(feature = "aws")]
 mod emulator;
+mod fake_http;
 
 #[cfg(feature = "aws")]
 pub use emulator::*;
+pub use fake_http::{FakeHttp, FakeRequest, Respond, write_response};
 
 /// A name no other test (in this or a parallel process) uses.
 pub fn unique(prefix: &str) -> String {
