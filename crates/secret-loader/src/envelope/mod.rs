@@ -1,9 +1,11 @@
-//! KMS envelope encryption in the AWS Encryption SDK message format (through the official
-//! `aws-esdk` crate), used by `s3+kms://`, `file+kms://` and encrypted cache entries.
+//! KMS envelope encryption in the AWS Encryption SDK message format (version 2.0, committing
+//! suites, framed), implemented here on `aws-lc-rs` ([`format`]) with plain async KMS calls
+//! ([`keyring`]); used by `s3+kms://`, `file+kms://` and encrypted cache entries. The official
+//! SDKs are test oracles only: messages they write open here, and ours open there.
 //!
-//! Each seal asks the key provider for a fresh data key (KMS `GenerateDataKey`), encrypts with
-//! a committing AES-256-GCM suite, and binds the message to where it lives through the
-//! encryption context:
+//! Each seal asks the keyring for a fresh data key (KMS `GenerateDataKey`, or a random key
+//! wrapped by a local AES key), encrypts with a committing AES-256-GCM suite, and binds the
+//! message to where it lives through the encryption context:
 //!
 //! | key | value |
 //! | --- | --- |
@@ -15,26 +17,22 @@
 //! another backend fails with [`Error::DecryptionFailed`]. Any tool that writes AWS Encryption
 //! SDK messages with that context (e.g. `aws-encryption-cli`) writes envelopes we read.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
-
-use aws_esdk::material_providers::client::Client as MaterialProviders;
-use aws_esdk::material_providers::types::keyring::KeyringRef;
-use aws_esdk::material_providers::types::material_providers_config::MaterialProvidersConfig;
-use aws_esdk::material_providers::types::{
-    AesWrappingAlg, EsdkAlgorithmSuiteId, EsdkCommitmentPolicy,
-};
-use aws_esdk::{AwsEncryptionSdkConfig, Client as EncryptionSdk};
-use aws_smithy_types::Blob;
-use secrecy::{ExposeSecret, SecretSlice};
-
 use std::str::FromStr;
 
-use crate::aws::kms::{FailureProbe, resolve_key_arn};
+use secrecy::{ExposeSecret, SecretSlice};
+
+use crate::aws::kms::resolve_key_arn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::SecretId;
 use crate::value::SecretValue;
+
+pub(crate) mod format;
+mod keyring;
+
+use format::{FRAME_LENGTH, FormatError, Limits, PUBLIC_KEY_CONTEXT, SigningKey, Suite};
+use keyring::Keyring;
 
 /// Encryption-context key holding the secret id.
 pub const CONTEXT_ID: &str = "secret-loader:id";
@@ -42,6 +40,11 @@ pub const CONTEXT_ID: &str = "secret-loader:id";
 pub const CONTEXT_BACKEND: &str = "secret-loader:backend";
 /// Encryption-context key holding `text` or `binary`.
 pub const CONTEXT_KIND: &str = "secret-loader:kind";
+
+/// Keys extra pairs may not set: ours, and the format's own (`aws-crypto-` prefix).
+fn reserved(key: &str) -> bool {
+    matches!(key, CONTEXT_ID | CONTEXT_BACKEND | CONTEXT_KIND) || key.starts_with("aws-crypto-")
+}
 
 /// The algorithm suite used to seal. Both are committing (key commitment on); opening accepts
 /// either, and refuses non-committing messages.
@@ -94,40 +97,12 @@ pub(crate) fn required_kms_key<'a>(backend: &str, key: Option<&'a str>) -> Resul
     })
 }
 
-/// Most encrypted data keys a message may carry before we refuse to try them (the AWS
-/// Encryption SDK's advice against messages crafted to make decryption expensive).
-const MAX_ENCRYPTED_DATA_KEYS: i64 = 4;
-/// Longest error detail kept from the AWS Encryption SDK (its messages can be very long).
-const MAX_DETAIL: usize = 300;
-
-fn esdk_suite(suite: AlgorithmSuite) -> EsdkAlgorithmSuiteId {
-    match suite {
-        AlgorithmSuite::Committing => EsdkAlgorithmSuiteId::AlgAes256GcmHkdfSha512CommitKey,
-        AlgorithmSuite::CommittingSigned => {
-            EsdkAlgorithmSuiteId::AlgAes256GcmHkdfSha512CommitKeyEcdsaP384
-        }
-    }
-}
-
-/// Where data keys come from.
-enum Keys {
-    /// One AWS KMS key; a keyring is made per operation so its failures can be classified.
-    Kms {
-        client: aws_sdk_kms::Client,
-        key_arn: String,
-        /// Keyrings (each with the probe on its client) not in use; see [`Lease`].
-        idle: IdleKeyrings,
-    },
-    /// A local wrapping key (raw AES keyring), for tests and offline use.
-    Local { keyring: KeyringRef, label: String },
-}
-
 /// Seals and opens secret values as AWS Encryption SDK messages.
 pub struct Envelope {
-    esdk: EncryptionSdk,
-    materials: MaterialProviders,
-    keys: Keys,
+    keyring: Keyring,
+    label: String,
     suite: AlgorithmSuite,
+    limits: Limits,
 }
 
 impl Envelope {
@@ -142,17 +117,7 @@ impl Envelope {
         suite: AlgorithmSuite,
     ) -> Result<Self> {
         let key_arn = resolve_key_arn(&client, key_id).await?;
-        let (esdk, materials) = clients()?;
-        Ok(Self {
-            esdk,
-            materials,
-            keys: Keys::Kms {
-                client,
-                key_arn,
-                idle: Arc::default(),
-            },
-            suite,
-        })
+        Ok(Self::with_keyring(Keyring::Kms { client, key_arn }, suite))
     }
 
     /// Envelopes under a local 256-bit AES wrapping key (the AWS Encryption SDK's raw AES
@@ -167,38 +132,22 @@ impl Envelope {
         key: &SecretSlice<u8>,
         suite: AlgorithmSuite,
     ) -> Result<Self> {
-        if key.expose_secret().len() != 32 {
-            return Err(Error::invalid_config(
-                "a raw AES wrapping key must be 32 bytes",
-            ));
-        }
-        let (esdk, materials) = clients()?;
-        let keyring = materials
-            .create_raw_aes_keyring()
-            .key_namespace(namespace)
-            .key_name(name)
-            .wrapping_key(Blob::new(key.expose_secret()))
-            .wrapping_alg(AesWrappingAlg::AlgAes256GcmIv12Tag16)
-            .send()
-            .await
-            .map_err(|err| Error::invalid_config(format!("raw AES keyring: {}", detail(&err))))?;
-        Ok(Self {
-            esdk,
-            materials,
-            keys: Keys::Local {
-                keyring,
-                label: format!("{namespace}/{name}"),
-            },
+        let keyring = Keyring::raw_aes(namespace, name, key.expose_secret())?;
+        Ok(Self::with_keyring(keyring, suite))
+    }
+
+    fn with_keyring(keyring: Keyring, suite: AlgorithmSuite) -> Self {
+        Self {
+            label: keyring.label(),
+            keyring,
             suite,
-        })
+            limits: Limits::default(),
+        }
     }
 
     /// The key that wraps data keys: a KMS key ARN, or `namespace/name` of a local key.
     pub fn key_label(&self) -> &str {
-        match &self.keys {
-            Keys::Kms { key_arn, .. } => key_arn,
-            Keys::Local { label, .. } => label,
-        }
+        &self.label
     }
 
     /// The suite used to seal.
@@ -221,10 +170,11 @@ impl Envelope {
 
     /// [`Envelope::seal`] with more encryption-context pairs (authenticated, not secret, stored
     /// in the clear in the message header), which [`Envelope::open_with_context`] must be given
-    /// back.
+    /// back. Extra pairs can't set the reserved keys (`secret-loader:id`, `:backend`, `:kind`,
+    /// and the format's `aws-crypto-*`).
     ///
     /// # Errors
-    /// As [`Envelope::seal`].
+    /// As [`Envelope::seal`]; [`Error::InvalidConfig`] for an extra pair with a reserved key.
     pub async fn seal_with_context(
         &self,
         backend: &'static str,
@@ -232,40 +182,37 @@ impl Envelope {
         value: &SecretValue,
         extra: &[(&str, &str)],
     ) -> Result<Vec<u8>> {
-        let lease = self.lease(backend, id).await?;
-        let mut context = context(backend, id, extra);
+        let mut context = context(backend, id, extra)?;
         let kind = if value.is_text() { "text" } else { "binary" };
         context.insert(CONTEXT_KIND.to_owned(), kind.to_owned());
-        let request = self
-            .esdk
-            .encrypt()
-            .plaintext(Blob::new(value.expose_bytes()))
-            .keyring(lease.keyring.clone())
-            .encryption_context(context)
-            .algorithm_suite_id(esdk_suite(self.suite));
-        let (result, kms_kind) = off_caller_task(backend, id, async move {
-            let result = request.send().await;
-            (result, lease.kms_failure())
-        })
-        .await?;
-        let sealed = result.map_err(|err| {
-            let kind = match kms_kind {
-                // A key that can't be used is not a decryption failure when writing.
-                Some(ErrorKind::DecryptionFailed) | None => ErrorKind::Other,
-                Some(kind) => kind,
-            };
-            failure(kind, backend, id, "sealing failed", &err)
-        })?;
-        sealed
-            .ciphertext
-            .map(Blob::into_inner)
-            .ok_or_else(|| Error::Other {
-                backend,
-                id: id.to_string(),
-                source: Some(Arc::from(crate::BoxError::from(
-                    "the encryption SDK returned no ciphertext",
-                ))),
-            })
+        let suite = self.suite.format_suite();
+        // The signed suite's verification key travels in the context (structures.md).
+        let signing = match suite {
+            Suite::CommittingSigned => {
+                let key = SigningKey::generate()
+                    .map_err(|e| format_error(ErrorKind::Other, backend, id, e))?;
+                let public = key
+                    .public_key_base64()
+                    .map_err(|e| format_error(ErrorKind::Other, backend, id, e))?;
+                context.insert(PUBLIC_KEY_CONTEXT.to_owned(), public);
+                Some(key)
+            }
+            Suite::Committing => None,
+        };
+        let data_key = self
+            .keyring
+            .generate(&context, backend, id.as_str())
+            .await?;
+        format::encrypt(
+            suite,
+            &context,
+            std::slice::from_ref(&data_key.encrypted),
+            &data_key.plaintext,
+            signing.as_ref(),
+            value.expose_bytes(),
+            FRAME_LENGTH,
+        )
+        .map_err(|e| format_error(ErrorKind::Other, backend, id, e))
     }
 
     /// Opens an envelope read for secret `id` in `backend`.
@@ -273,8 +220,8 @@ impl Envelope {
     /// # Errors
     /// [`Error::InvalidFormat`] when `message` is not an AWS Encryption SDK message at all
     /// (empty, plain text); [`Error::DecryptionFailed`] when it can't be opened (tampered,
-    /// truncated, another key, another id or backend, a disabled key); KMS throttling,
-    /// transient and access-denied failures by kind.
+    /// truncated, another key, another id or backend, a disabled key, a version or suite this
+    /// reader refuses); KMS throttling, transient and access-denied failures by kind.
     pub async fn open(
         &self,
         backend: &'static str,
@@ -309,163 +256,53 @@ impl Envelope {
             }
             None => return Err(not_an_envelope(backend, id, "is empty, not an envelope")),
         }
-        let lease = self.lease(backend, id).await?;
-        let request = self
-            .esdk
-            .decrypt()
-            .ciphertext(Blob::new(message))
-            .keyring(lease.keyring.clone())
-            .encryption_context(context(backend, id, extra));
-        let (result, kms_kind) = off_caller_task(backend, id, async move {
-            let result = request.send().await;
-            (result, lease.kms_failure())
-        })
-        .await?;
-        let opened = result.map_err(|err| {
-            let kind = kms_kind.unwrap_or(ErrorKind::DecryptionFailed);
-            failure(kind, backend, id, "opening failed", &err)
-        })?;
-        let plaintext = opened.plaintext.map(Blob::into_inner).unwrap_or_default();
-        let kind = opened
-            .encryption_context
-            .as_ref()
-            .and_then(|c| c.get(CONTEXT_KIND))
-            .map(String::as_str);
+        let refused = |e| format_error(ErrorKind::DecryptionFailed, backend, id, e);
+        let (header, body_at) = format::parse_header(&message, &self.limits).map_err(refused)?;
+        // decrypt.md: the context given by the caller must be in the message's.
+        for (key, value) in context(backend, id, extra)? {
+            if header.context.get(&key) != Some(&value) {
+                return Err(Error::from_kind(
+                    ErrorKind::DecryptionFailed,
+                    backend,
+                    id.as_str(),
+                    Some(format!("the message is not bound to this `{key}`").into()),
+                ));
+            }
+        }
+        let data_key = self
+            .keyring
+            .decrypt(
+                &header.encrypted_data_keys,
+                &header.context,
+                backend,
+                id.as_str(),
+            )
+            .await?;
+        let plaintext = format::decrypt(&header, &message, body_at, &data_key).map_err(refused)?;
+        let kind = header.context.get(CONTEXT_KIND).map(String::as_str);
         match kind {
-            Some("binary") => Ok(SecretValue::binary(plaintext)),
-            _ => match String::from_utf8(plaintext) {
+            Some("binary") => Ok(SecretValue::binary(plaintext.to_vec())),
+            _ => match std::str::from_utf8(&plaintext) {
                 Ok(text) => Ok(SecretValue::text(text)),
-                Err(err) if kind.is_none() => Ok(SecretValue::binary(err.into_bytes())),
-                Err(err) => {
-                    // Sealed as text but not UTF-8: only a foreign writer can do that.
-                    drop(zeroize::Zeroizing::new(err.into_bytes()));
-                    Err(not_an_envelope(
-                        backend,
-                        id,
-                        "is marked text but is not UTF-8",
-                    ))
-                }
+                Err(_) if kind.is_none() => Ok(SecretValue::binary(plaintext.to_vec())),
+                // Sealed as text but not UTF-8: only a foreign writer can do that.
+                Err(_) => Err(not_an_envelope(
+                    backend,
+                    id,
+                    "is marked text but is not UTF-8",
+                )),
             },
         }
     }
-
-    /// A keyring for one operation. KMS keyrings are reused (building one, with the client
-    /// its probe sits on, costs more than the AES work of a small envelope), but each is used
-    /// by one operation at a time, so its probe reports that operation's KMS failures only.
-    async fn lease(&self, backend: &'static str, id: &SecretId) -> Result<Lease> {
-        let (client, key_arn, idle) = match &self.keys {
-            Keys::Local { keyring, .. } => {
-                return Ok(Lease {
-                    keyring: keyring.clone(),
-                    probe: None,
-                    idle: None,
-                });
-            }
-            Keys::Kms {
-                client,
-                key_arn,
-                idle,
-            } => (client, key_arn, idle),
-        };
-        let reused = idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let (keyring, probe) = match reused {
-            Some(pair) => pair,
-            None => {
-                let probe = FailureProbe::default();
-                let keyring = self
-                    .materials
-                    .create_aws_kms_keyring()
-                    .kms_key_id(key_arn)
-                    .kms_client(probe.client(client))
-                    .send()
-                    .await
-                    .map_err(|err| Error::Other {
-                        backend,
-                        id: id.to_string(),
-                        source: Some(Arc::from(crate::BoxError::from(format!(
-                            "KMS keyring: {}",
-                            detail(&err)
-                        )))),
-                    })?;
-                (keyring, probe)
-            }
-        };
-        probe.reset();
-        Ok(Lease {
-            keyring,
-            probe: Some(probe),
-            idle: Some(idle.clone()),
-        })
-    }
 }
 
-/// KMS keyrings (each with the probe on its client) not in use.
-type IdleKeyrings = Arc<Mutex<Vec<(KeyringRef, FailureProbe)>>>;
-
-/// Most idle KMS keyrings kept for reuse (about the concurrency of one process).
-const MAX_IDLE_KEYRINGS: usize = 32;
-
-/// A keyring in use by one operation; back to the idle list when dropped.
-struct Lease {
-    keyring: KeyringRef,
-    probe: Option<FailureProbe>,
-    idle: Option<IdleKeyrings>,
-}
-
-impl Lease {
-    /// How this operation's KMS calls failed, if they did.
-    fn kms_failure(&self) -> Option<ErrorKind> {
-        self.probe.as_ref().and_then(FailureProbe::kind)
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if let (Some(idle), Some(probe)) = (&self.idle, self.probe.take()) {
-            let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < MAX_IDLE_KEYRINGS {
-                idle.push((self.keyring.clone(), probe));
-            }
+impl AlgorithmSuite {
+    fn format_suite(self) -> Suite {
+        match self {
+            Self::Committing => Suite::Committing,
+            Self::CommittingSigned => Suite::CommittingSigned,
         }
     }
-}
-
-/// Runs an Encryption SDK operation in a task of its own and waits for it.
-///
-/// The Encryption SDK is synchronous inside and makes its KMS calls with `block_in_place` +
-/// `Handle::block_on`. On the thread of a `Runtime::block_on` that inner `block_on` shares the
-/// thread's parker with the outer one and can swallow a wake-up meant for the caller's other
-/// futures (seen as a hang with a few concurrent reads in one task). A spawned task is alone on
-/// its thread when it blocks, so no wake-up is lost, and the caller's task is not blocked.
-async fn off_caller_task<T: Send + 'static>(
-    backend: &'static str,
-    id: &SecretId,
-    operation: impl std::future::Future<Output = T> + Send + 'static,
-) -> Result<T> {
-    tokio::spawn(operation).await.map_err(|join| Error::Other {
-        backend,
-        id: id.to_string(),
-        source: Some(std::sync::Arc::new(join)),
-    })
-}
-
-fn clients() -> Result<(EncryptionSdk, MaterialProviders)> {
-    let config = AwsEncryptionSdkConfig::builder()
-        .commitment_policy(EsdkCommitmentPolicy::RequireEncryptRequireDecrypt)
-        .max_encrypted_data_keys(MAX_ENCRYPTED_DATA_KEYS)
-        .build()
-        .map_err(|err| Error::invalid_config(format!("encryption SDK: {}", detail(&err))))?;
-    let esdk = EncryptionSdk::from_conf(config)
-        .map_err(|err| Error::invalid_config(format!("encryption SDK: {}", detail(&err))))?;
-    let materials = MaterialProvidersConfig::builder()
-        .build()
-        .map_err(|err| Error::invalid_config(format!("material providers: {}", detail(&err))))
-        .and_then(|config| {
-            MaterialProviders::from_conf(config).map_err(|err| {
-                Error::invalid_config(format!("material providers: {}", detail(&err)))
-            })
-        })?;
-    Ok((esdk, materials))
 }
 
 /// The encryption context every envelope of `id` in `backend` must carry, plus `extra`.
@@ -473,17 +310,23 @@ fn context(
     backend: &'static str,
     id: &SecretId,
     extra: &[(&str, &str)],
-) -> HashMap<String, String> {
-    let mut context = HashMap::from([
+) -> Result<BTreeMap<String, String>> {
+    let mut context = BTreeMap::from([
         (CONTEXT_ID.to_owned(), id.to_string()),
         (CONTEXT_BACKEND.to_owned(), backend.to_owned()),
     ]);
-    context.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    context
+    for (key, value) in extra {
+        if reserved(key)
+            || context
+                .insert((*key).to_owned(), (*value).to_owned())
+                .is_some()
+        {
+            return Err(Error::invalid_config(format!(
+                "encryption context key `{key}` is reserved or given twice"
+            )));
+        }
+    }
+    Ok(context)
 }
 
 fn not_an_envelope(backend: &'static str, id: &SecretId, reason: &str) -> Error {
@@ -494,29 +337,8 @@ fn not_an_envelope(backend: &'static str, id: &SecretId, reason: &str) -> Error 
     }
 }
 
-fn failure(
-    kind: ErrorKind,
-    backend: &'static str,
-    id: &SecretId,
-    what: &str,
-    err: &dyn fmt::Display,
-) -> Error {
-    Error::from_kind(
-        kind,
-        backend,
-        id.as_str(),
-        Some(format!("{what}: {}", detail(err)).into()),
-    )
-}
-
-/// The first few hundred characters of an encryption SDK error. Its `Display` falls back to
-/// `Debug` and can run to pages; it never contains plaintext.
-fn detail(err: &dyn fmt::Display) -> String {
-    let text = err.to_string();
-    match text.char_indices().nth(MAX_DETAIL) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
-    }
+fn format_error(kind: ErrorKind, backend: &'static str, id: &SecretId, err: FormatError) -> Error {
+    Error::from_kind(kind, backend, id.as_str(), Some(Box::new(err)))
 }
 
 impl fmt::Debug for Envelope {
@@ -652,6 +474,7 @@ mod tests {
 
         const ARN: &str =
             "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-000000000001";
+        use aws_sdk_kms::primitives::Blob;
         let data_key = || Blob::new(vec![42u8; 32]);
         let generate = mock!(aws_sdk_kms::Client::generate_data_key).then_output(move || {
             GenerateDataKeyOutput::builder()
