@@ -528,6 +528,25 @@ fn parse_context(aad: &[u8]) -> Result<BTreeMap<String, String>, FormatError> {
     Ok(context)
 }
 
+/// The plaintext length the frames from `body_at` declare, walking their structure only
+/// (the checks are [`decrypt`]'s).
+fn plaintext_len(bytes: &[u8], body_at: usize, frame: usize) -> Result<usize, FormatError> {
+    let mut r = Reader { bytes, at: body_at };
+    let mut total = 0usize;
+    loop {
+        if r.u32("a frame's sequence number")? == FINAL_FRAME_MARKER {
+            r.take(4 + IV_LEN, "the final frame's header")?;
+            let n = r.u32("the final frame's content length")? as usize;
+            if n > frame {
+                return Err(malformed("a final frame longer than the frame length"));
+            }
+            return Ok(total + n);
+        }
+        r.take(IV_LEN + frame + TAG_LEN, "a frame")?;
+        total += frame;
+    }
+}
+
 /// Decrypts the message whose header is `header` (parsed from `bytes`, body at `body_at`)
 /// with `data_key` (`client-apis/decrypt.md`): key commitment (constant time), header
 /// authentication, every frame in order up to exactly one final frame, the signature for the
@@ -556,7 +575,9 @@ pub(crate) fn decrypt(
 
     let mut r = Reader { bytes, at: body_at };
     let frame = header.frame_length as usize;
-    let mut plaintext = Zeroizing::new(Vec::with_capacity(bytes.len().saturating_sub(body_at)));
+    // Exactly the plaintext's size: the buffer becomes the value without being reallocated
+    // (a reallocation would leave a copy of the plaintext in freed memory).
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(plaintext_len(bytes, body_at, frame)?));
     let mut expected: u32 = 1;
     loop {
         // data-format/message-body.md: a regular frame starts with its sequence number; the

@@ -278,19 +278,24 @@ impl Envelope {
                 id.as_str(),
             )
             .await?;
-        let plaintext = format::decrypt(&header, &message, body_at, &data_key).map_err(refused)?;
+        let mut opened = format::decrypt(&header, &message, body_at, &data_key).map_err(refused)?;
+        // Moved, not copied, into the value (which zeroizes it when dropped).
+        let plaintext = std::mem::take(&mut *opened);
         let kind = header.context.get(CONTEXT_KIND).map(String::as_str);
         match kind {
-            Some("binary") => Ok(SecretValue::binary(plaintext.to_vec())),
-            _ => match std::str::from_utf8(&plaintext) {
+            Some("binary") => Ok(SecretValue::binary(plaintext)),
+            _ => match String::from_utf8(plaintext) {
                 Ok(text) => Ok(SecretValue::text(text)),
-                Err(_) if kind.is_none() => Ok(SecretValue::binary(plaintext.to_vec())),
+                Err(err) if kind.is_none() => Ok(SecretValue::binary(err.into_bytes())),
                 // Sealed as text but not UTF-8: only a foreign writer can do that.
-                Err(_) => Err(not_an_envelope(
-                    backend,
-                    id,
-                    "is marked text but is not UTF-8",
-                )),
+                Err(err) => {
+                    drop(zeroize::Zeroizing::new(err.into_bytes()));
+                    Err(not_an_envelope(
+                        backend,
+                        id,
+                        "is marked text but is not UTF-8",
+                    ))
+                }
             },
         }
     }
