@@ -94,8 +94,8 @@ struct PutArgs {
     binary: bool,
 }
 
-// Multi-threaded: the AWS Encryption SDK runs its KMS calls with `block_in_place`, and on a
-// current-thread runtime it would start a thread and a runtime for each call instead.
+// Two workers: `bench` drives the function and the emulator's clients side by side. (Nothing
+// here needs them: envelopes await KMS like any other call.)
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -304,9 +304,10 @@ impl Bench {
     }
 }
 
-/// Seals and opens one message with a local key, timed: the Encryption SDK's one-time cost
-/// per process, paid here instead of by the first envelope stack. `None` if it fails (the
-/// stacks then report their own errors).
+/// Seals and opens one message with a local key, timed: the envelope engine's one-time cost
+/// per process (with the Dafny-generated SDK, ~22 ms, most of it AWS-LC seeding its DRBG;
+/// now the kernel's random bytes and no DRBG), paid here instead of by the first envelope
+/// stack. `None` if it fails (the stacks then report their own errors).
 async fn warm_up_envelopes() -> Option<Duration> {
     use secret_loader::secrecy::SecretSlice;
     use secret_loader::{AlgorithmSuite, Envelope, SecretValue};

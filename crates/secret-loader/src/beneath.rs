@@ -184,11 +184,7 @@ impl Dir {
 /// 16 random hex digits from the kernel.
 fn random_suffix() -> io::Result<String> {
     let mut bytes = [0u8; 8];
-    let mut filled = 0;
-    while filled < bytes.len() {
-        filled +=
-            rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty())?;
-    }
+    crate::random::fill(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

@@ -44,6 +44,8 @@ pub mod file;
 mod id;
 mod memory;
 mod options;
+#[cfg(feature = "kms")]
+mod random;
 mod source;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -266,7 +266,7 @@ pub(crate) fn encrypt(
         return Err(malformed("no encrypted data key, or a zero frame length"));
     }
     let mut message_id = [0u8; MESSAGE_ID_LEN];
-    aws_lc_rs::rand::fill(&mut message_id).map_err(|_| malformed("no randomness"))?;
+    crate::random::fill(&mut message_id).map_err(|_| malformed("no randomness"))?;
     let (key, commitment) = derive(suite, data_key, &message_id)?;
 
     // Header body (data-format/message-header.md, header body version 2.0).

@@ -116,8 +116,8 @@ impl Keyring {
             } => {
                 let mut plaintext = Zeroizing::new(vec![0u8; DATA_KEY_LEN]);
                 let mut iv = [0u8; GCM_IV_LEN];
-                aws_lc_rs::rand::fill(&mut plaintext[..])
-                    .and_then(|()| aws_lc_rs::rand::fill(&mut iv))
+                crate::random::fill(&mut plaintext[..])
+                    .and_then(|()| crate::random::fill(&mut iv))
                     .map_err(|_| other(backend, id, "no randomness"))?;
                 let aad =
                     serialize_context(context).map_err(|e| other(backend, id, &e.to_string()))?;
