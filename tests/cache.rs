@@ -4,70 +4,21 @@
 use secret_loader::testing as common;
 use secret_loader::testing::behaviour;
 
-use std::fmt;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use secret_loader::cache::{MemoryCache, MemoryOptions, TmpAtRest, TmpCache, TmpOptions};
 use secret_loader::{
-    Config, Error, ErrorKind, InMemorySource, Result, Secret, SecretId, SecretSource,
-    SecretSourceExt, SecretStore, SecretValue, VersionSelector,
+    Config, ErrorKind, InMemorySource, Result, SecretId, SecretSource, SecretSourceExt,
+    SecretStore, SecretValue, VersionSelector,
 };
 
-use common::unique_id;
+use common::{FlakySource, unique_id};
 use secret_loader::secrecy::ExposeSecret;
 
-/// A backend over an in-memory store that counts `get` calls, can be slowed down, and fails
-/// with a chosen kind on demand.
-#[derive(Default)]
-struct Counting {
-    store: InMemorySource,
-    calls: AtomicU64,
-    fail_with: Mutex<Option<ErrorKind>>,
-    delay: Mutex<Duration>,
-}
-
-impl Counting {
-    fn calls(&self) -> u64 {
-        self.calls.load(Ordering::SeqCst)
-    }
-    fn fail(&self, kind: Option<ErrorKind>) {
-        *self.fail_with.lock().unwrap() = kind;
-    }
-}
-
-#[async_trait]
-impl SecretSource for Counting {
-    async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let delay = *self.delay.lock().unwrap();
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        if let Some(kind) = *self.fail_with.lock().unwrap() {
-            return Err(Error::from_kind(kind, "counting", id.as_str(), None));
-        }
-        self.store.get(id, version).await
-    }
-}
-
-impl fmt::Debug for Counting {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Counting({})", self.calls())
-    }
-}
-
-impl fmt::Display for Counting {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("counting")
-    }
-}
-
-async fn seeded(value: &str) -> (Arc<Counting>, SecretId) {
-    let backend = Arc::new(Counting::default());
+async fn seeded(value: &str) -> (Arc<FlakySource>, SecretId) {
+    let backend = Arc::new(FlakySource::default());
     let id = unique_id("cache");
     backend
         .store
@@ -133,7 +84,7 @@ async fn behaviour_suite_passes_on_every_layer_over_memory_and_secretsmanager() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_concurrent_cold_gets_make_one_backend_call() {
     let (backend, id) = seeded("single-flight").await;
-    *backend.delay.lock().unwrap() = Duration::from_millis(100);
+    backend.set_delay(Duration::from_millis(100));
     let cache = Arc::new(memory(backend.clone(), Duration::from_secs(60)));
     let tasks: Vec<_> = (0..64)
         .map(|_| {
@@ -220,7 +171,7 @@ async fn stale_on_error_is_bounded_and_never_masks_permanent_errors() {
 
 #[tokio::test]
 async fn size_is_bounded_and_prefetch_warms_the_cache() {
-    let backend = Arc::new(Counting::default());
+    let backend = Arc::new(FlakySource::default());
     let ids: Vec<SecretId> = (0..200)
         .map(|i| SecretId::new(format!("k/{i}")).unwrap())
         .collect();

@@ -3,66 +3,20 @@
 //! entries, `/tmp` hits that carry the miss's metadata, entries bound to their id, and two
 //! sources that print alike but are different (two emulators) never sharing entries.
 
-use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use secret_loader::cache::{Clock, MemoryCache, MemoryOptions, TmpAtRest, TmpCache, TmpOptions};
 use secret_loader::testing as common;
+use secret_loader::testing::FlakySource;
 use secret_loader::{
-    Error, ErrorKind, InMemorySource, Result, Secret, SecretId, SecretSource, SecretSourceExt,
-    SecretStore, SecretValue, SecretsManagerSource, VersionSelector,
+    ErrorKind, Result, Secret, SecretId, SecretSource, SecretSourceExt, SecretStore, SecretValue,
+    SecretsManagerSource, VersionSelector,
 };
 
-/// A backend over an in-memory store that counts `get` calls, takes `delay` per call (on
-/// tokio's clock, so paused-time tests are exact), and fails with a chosen kind on demand.
-#[derive(Default)]
-struct Flaky {
-    store: InMemorySource,
-    calls: AtomicU64,
-    fail_with: Mutex<Option<ErrorKind>>,
-    delay: Mutex<Duration>,
-}
-
-impl Flaky {
-    fn calls(&self) -> u64 {
-        self.calls.load(Ordering::SeqCst)
-    }
-    fn fail(&self, kind: Option<ErrorKind>) {
-        *self.fail_with.lock().unwrap() = kind;
-    }
-}
-
-#[async_trait]
-impl SecretSource for Flaky {
-    async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let delay = *self.delay.lock().unwrap();
-        tokio::time::sleep(delay).await;
-        if let Some(kind) = *self.fail_with.lock().unwrap() {
-            return Err(Error::from_kind(kind, "flaky", id.as_str(), None));
-        }
-        self.store.get(id, version).await
-    }
-}
-
-impl fmt::Debug for Flaky {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Flaky({})", self.calls())
-    }
-}
-
-impl fmt::Display for Flaky {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("flaky")
-    }
-}
-
-async fn seeded(value: &str, delay: Duration) -> (Arc<Flaky>, SecretId) {
-    let backend = Arc::new(Flaky::default());
-    *backend.delay.lock().unwrap() = delay;
+async fn seeded(value: &str, delay: Duration) -> (Arc<FlakySource>, SecretId) {
+    let backend = Arc::new(FlakySource::default());
+    backend.set_delay(delay);
     let id = common::unique_id("faults");
     backend
         .store
@@ -347,7 +301,7 @@ async fn a_tmp_hit_carries_the_misses_metadata_in_both_modes() {
 #[tokio::test]
 async fn a_plaintext_entry_moved_to_another_ids_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let backend = Arc::new(Flaky::default());
+    let backend = Arc::new(FlakySource::default());
     let (alice, bob) = (common::unique_id("alice"), common::unique_id("bob"));
     for (id, value) in [(&alice, "alice-value"), (&bob, "bob-value")] {
         backend

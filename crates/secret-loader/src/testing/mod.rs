@@ -15,10 +15,12 @@ pub mod behaviour;
 #[cfg(feature = "aws")]
 mod emulator;
 mod fake_http;
+mod flaky;
 
 #[cfg(feature = "aws")]
 pub use emulator::*;
 pub use fake_http::{FakeHttp, FakeRequest, Respond, write_response};
+pub use flaky::FlakySource;
 
 /// A name no other test (in this or a parallel process) uses.
 pub fn unique(prefix: &str) -> String {

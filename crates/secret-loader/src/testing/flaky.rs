@@ -1,0 +1,68 @@
+//! A source for cache tests: an in-memory store that counts `get` calls, takes a set time per
+//! call (on tokio's clock, so paused-time tests are exact), and fails with a chosen kind on
+//! demand.
+
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{
+    Error, ErrorKind, InMemorySource, Result, Secret, SecretId, SecretSource, VersionSelector,
+};
+
+/// See the [module docs](self). `Display` is `flaky`.
+#[derive(Default)]
+pub struct FlakySource {
+    /// The values it serves; seed them with `put`.
+    pub store: InMemorySource,
+    calls: AtomicU64,
+    fail_with: Mutex<Option<ErrorKind>>,
+    delay: Mutex<Duration>,
+}
+
+impl FlakySource {
+    /// `get` calls so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// From now on every `get` fails with `kind` (`None`: serves again).
+    pub fn fail(&self, kind: Option<ErrorKind>) {
+        *self.fail_with.lock().unwrap() = kind;
+    }
+
+    /// From now on every `get` takes `delay` first.
+    pub fn set_delay(&self, delay: Duration) {
+        *self.delay.lock().unwrap() = delay;
+    }
+}
+
+#[async_trait]
+impl SecretSource for FlakySource {
+    async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let delay = *self.delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(kind) = *self.fail_with.lock().unwrap() {
+            return Err(Error::from_kind(kind, "flaky", id.as_str(), None));
+        }
+        self.store.get(id, version).await
+    }
+}
+
+impl fmt::Debug for FlakySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FlakySource({})", self.calls())
+    }
+}
+
+impl fmt::Display for FlakySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("flaky")
+    }
+}
