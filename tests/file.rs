@@ -146,6 +146,12 @@ async fn files_encrypted_by_aws_encryption_cli_are_readable() {
     let target = root.path().join(id.as_str());
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
     common::run_encryption_cli("--encrypt", &plain, &target, &key, &id, "file+kms");
+    let written = std::fs::read(&target).unwrap();
+    assert_eq!(
+        &written[..3],
+        &[0x02, 0x05, 0x78],
+        "the CLI's default: the signed suite"
+    );
     let source = file_kms(root.path(), &key).await;
     let secret = source.get_current(&id).await.unwrap();
     assert_eq!(secret.value().expose_bytes(), value);

@@ -108,6 +108,29 @@ async fn aws_encryption_cli_decrypts_our_objects() {
     assert_eq!(std::fs::read(&output).unwrap(), value.as_bytes());
 }
 
+/// An object the official `aws-encryption-cli` wrote with its default suite (the signed one,
+/// 0x0578) opens through `s3+kms`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_encrypted_by_aws_encryption_cli_with_its_default_suite_are_readable() {
+    let (bucket, key) = (bucket(false).await, kms_key().await);
+    let id = unique_id("from-cli");
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, sealed) = (dir.path().join("plain"), dir.path().join("sealed"));
+    let value = br#"{"token":"written-by-aws-encryption-cli"}"#;
+    std::fs::write(&plain, value).unwrap();
+    common::run_encryption_cli("--encrypt", &plain, &sealed, &key, &id, "s3+kms");
+    let message = std::fs::read(&sealed).unwrap();
+    assert_eq!(
+        &message[..3],
+        &[0x02, 0x05, 0x78],
+        "format 2.0, the signed committing suite"
+    );
+    put_raw(&bucket, &format!("interop/{id}"), message).await;
+    let source = s3_kms(&bucket, "interop", &key).await;
+    let secret = source.get_current(&id).await.unwrap();
+    assert_eq!(secret.value().expose_bytes(), value);
+}
+
 async fn put_raw(bucket: &str, key: &str, body: Vec<u8>) {
     raw_s3()
         .await
