@@ -607,16 +607,23 @@ pub(crate) fn decrypt(
         };
         let content: &[u8] = if last { FINAL_FRAME_AAD } else { FRAME_AAD };
         let aad = body_aad(&header.message_id, content, sequence, length as u64);
-        let sealed = r.take(length + TAG_LEN, "a frame's content")?;
+        let ciphertext = r.take(length, "a frame's content")?;
+        let tag = r.take(TAG_LEN, "a frame's tag")?;
+        // Decrypted straight into the exact-size buffer: it never grows, so no copy of the
+        // plaintext is left behind in freed memory (on failure the buffer is zeroized).
         let start = plaintext.len();
-        plaintext.extend_from_slice(sealed);
-        key.open_in_place(
+        if start + length > plaintext.capacity() {
+            return Err(malformed("frames longer than they declare"));
+        }
+        plaintext.resize(start + length, 0);
+        key.open_separate_gather(
             Nonce::assume_unique_for_key(iv(sequence)),
             Aad::from(&aad[..]),
+            ciphertext,
+            tag,
             &mut plaintext[start..],
         )
         .map_err(|_| FormatError::Authentication("a frame"))?;
-        plaintext.truncate(start + length);
         if last {
             break;
         }
@@ -648,4 +655,42 @@ pub(crate) fn decrypt(
         return Err(malformed("bytes after the end of the message"));
     }
     Ok(plaintext)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plaintext buffer is allocated once at its exact size: it never grows (a reallocation
+    /// would leave a copy in freed memory) and becomes the value without shrinking.
+    #[test]
+    fn the_plaintext_buffer_is_allocated_once_at_its_exact_size() {
+        let data_key = [3u8; KEY_LEN];
+        let edk = EncryptedDataKey {
+            provider_id: "p".into(),
+            provider_info: b"i".to_vec(),
+            ciphertext: b"c".to_vec(),
+        };
+        let context = BTreeMap::from([("k".to_owned(), "v".to_owned())]);
+        for size in [0, 1, 4095, 4096, 4097, 3 * 4096 + 17] {
+            let plaintext: Vec<u8> = (0..size).map(|i| i as u8).collect();
+            let message = encrypt(
+                Suite::Committing,
+                &context,
+                std::slice::from_ref(&edk),
+                &data_key,
+                None,
+                &plaintext,
+                FRAME_LENGTH,
+            )
+            .unwrap();
+            let (header, body_at) = parse_header(&message, &Limits::default()).unwrap();
+            assert_eq!(header.context, context);
+            let opened = decrypt(&header, &message, body_at, &data_key).unwrap();
+            assert_eq!(&opened[..], &plaintext[..]);
+            assert_eq!(opened.capacity(), opened.len(), "{size} bytes");
+            let wrong = decrypt(&header, &message, body_at, &[4u8; KEY_LEN]).unwrap_err();
+            assert_eq!(wrong, FormatError::Authentication("key commitment"));
+        }
+    }
 }
