@@ -18,14 +18,7 @@ use common::{FlakySource, unique_id};
 use secret_loader::secrecy::ExposeSecret;
 
 async fn seeded(value: &str) -> (Arc<FlakySource>, SecretId) {
-    let backend = Arc::new(FlakySource::default());
-    let id = unique_id("cache");
-    backend
-        .store
-        .put(&id, &SecretValue::text(value))
-        .await
-        .unwrap();
-    (backend, id)
+    FlakySource::seeded(value).await
 }
 
 fn memory(inner: Arc<dyn SecretSource>, ttl: Duration) -> MemoryCache {

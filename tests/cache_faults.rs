@@ -15,14 +15,8 @@ use secret_loader::{
 };
 
 async fn seeded(value: &str, delay: Duration) -> (Arc<FlakySource>, SecretId) {
-    let backend = Arc::new(FlakySource::default());
+    let (backend, id) = FlakySource::seeded(value).await;
     backend.set_delay(delay);
-    let id = common::unique_id("faults");
-    backend
-        .store
-        .put(&id, &SecretValue::text(value))
-        .await
-        .unwrap();
     (backend, id)
 }
 

@@ -3,6 +3,7 @@
 //! demand.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -24,6 +25,19 @@ pub struct FlakySource {
 }
 
 impl FlakySource {
+    /// A new source holding `value` under a fresh unique id; the source and the id.
+    pub async fn seeded(value: &str) -> (Arc<Self>, SecretId) {
+        use crate::{SecretStore, SecretValue};
+        let source = Arc::new(Self::default());
+        let id = super::unique_id("flaky");
+        source
+            .store
+            .put(&id, &SecretValue::text(value))
+            .await
+            .expect("seed the in-memory store");
+        (source, id)
+    }
+
     /// `get` calls so far.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::SeqCst)
