@@ -35,6 +35,7 @@ fn tmp_options(dir: &std::path::Path, ttl: Duration, plaintext: bool) -> TmpOpti
 const FLAGS: behaviour::Flags = behaviour::Flags {
     staging_labels: true,
     keeps_kind: true,
+    text_only: false,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

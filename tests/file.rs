@@ -19,6 +19,7 @@ async fn behaviour_suite_passes_on_file_kms() {
     let flags = behaviour::Flags {
         staging_labels: false,
         keeps_kind: true,
+        text_only: false,
     };
     behaviour::run_all(&source, &source, flags).await;
 }

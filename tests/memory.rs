@@ -9,6 +9,7 @@ async fn behaviour_suite_passes_on_memory() {
     let flags = behaviour::Flags {
         staging_labels: true,
         keeps_kind: true,
+        text_only: false,
     };
     behaviour::run_all(&store, &store, flags).await;
 }

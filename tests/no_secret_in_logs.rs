@@ -6,7 +6,7 @@ use secret_loader::testing as common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use secret_loader::{SecretSource, SecretSourceExt, SecretStore, SecretValue};
+use secret_loader::{SecretSourceExt, SecretStore, SecretValue};
 
 use common::{secretsmanager, unique_id};
 
@@ -41,22 +41,38 @@ async fn secret_values_never_reach_tracing_output() {
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let canary = "TRACING-CANARY-91d2e4";
-    let source = secretsmanager().await;
-    let id = unique_id("trace");
-    let value = format!(r#"{{"token":"{canary}"}}"#);
-    source
-        .put(&id, &SecretValue::text(value.clone()))
-        .await
-        .unwrap();
-    source.put(&id, &SecretValue::text(value)).await.unwrap();
-    let secret = source.get_current(&id).await.unwrap();
-    tracing::info!(?secret, "a caller logging the secret it got");
-    let _ = source.get_field(&id, "missing").await.unwrap_err();
-    let _ = source.get_many(&[id.clone(), unique_id("absent")]).await;
+    let env_kms = common::env_kms(
+        &common::kms_key().await,
+        secret_loader::config::ContextOption::Auto,
+    )
+    .await;
+    let stores: [&dyn SecretStore; 3] = [&secretsmanager().await, &common::ssm().await, &env_kms];
+    for source in stores {
+        let id = unique_id("trace");
+        let value = format!(r#"{{"token":"{canary}"}}"#);
+        source
+            .put(&id, &SecretValue::text(value.clone()))
+            .await
+            .unwrap();
+        source.put(&id, &SecretValue::text(value)).await.unwrap();
+        let secret = source.get_current(&id).await.unwrap();
+        tracing::info!(?secret, "a caller logging the secret it got");
+        let _ = source.get_field(&id, "missing").await.unwrap_err();
+        let _ = source.get_many(&[id.clone(), unique_id("absent")]).await;
+    }
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     // The capture works: our debug line and the SDK's trace lines are in it.
     assert!(logs.contains("read secret"), "no library log captured");
+    assert!(
+        logs.contains("read parameter"),
+        "no Parameter Store log captured"
+    );
+    assert!(
+        logs.contains("PutParameter"),
+        "no Parameter Store SDK log captured"
+    );
+    assert!(logs.contains("Decrypt"), "no KMS log captured");
     assert!(logs.contains("aws_smithy_runtime"), "no SDK log captured");
     assert!(
         !logs.contains(canary),

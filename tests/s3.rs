@@ -17,6 +17,7 @@ use common::{bucket, kms_key, raw_s3, s3_kms, unique_id};
 const FLAGS: behaviour::Flags = behaviour::Flags {
     staging_labels: false,
     keeps_kind: true,
+    text_only: false,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,7 @@ async fn behaviour_suite_passes_on_secretsmanager() {
     let flags = behaviour::Flags {
         staging_labels: true,
         keeps_kind: true,
+        text_only: false,
     };
     behaviour::run_all(&source, &source, flags).await;
 }

@@ -16,7 +16,9 @@ mod report;
 use clap::{Args, Parser, Subcommand};
 use secrecy::ExposeSecret;
 use secret_loader::config::{CONFIG_FILE_ENV, SOURCE_ENV};
-use secret_loader::{Config, Error, ErrorKind, SecretId, SecretValue, VersionSelector};
+use secret_loader::{
+    Config, Error, ErrorKind, SecretId, SecretValue, SourceConfig, VersionSelector,
+};
 
 const EXIT_CODES: &str = "\
 EXIT CODES:
@@ -33,8 +35,9 @@ EXIT CODES:
 
 /// Put secrets into a backend and get them back.
 ///
-/// Sources: secretsmanager://, s3+kms://BUCKET/PREFIX, s3+sse-kms://BUCKET/PREFIX,
-/// file+kms:///DIR (each with ?option=value; see docs/configuration.md).
+/// Sources: secretsmanager://, ssm://[/HIERARCHY], s3+kms://BUCKET/PREFIX,
+/// s3+sse-kms://BUCKET/PREFIX, file+kms:///DIR, env+kms://, env:// (each with ?option=value;
+/// see docs/configuration.md).
 #[derive(Debug, Parser)]
 #[command(name = "secret-loader", version, after_help = EXIT_CODES)]
 struct Cli {
@@ -46,8 +49,8 @@ struct Cli {
     #[arg(long, global = true, env = CONFIG_FILE_ENV, value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// KMS key (ARN, id or alias) for `s3+kms://`, `file+kms://` and `s3+sse-kms://`;
-    /// overrides the URL's `kms_key_id=`.
+    /// KMS key (ARN, id or alias) for `s3+kms://`, `file+kms://`, `s3+sse-kms://`, `ssm://`
+    /// and `env+kms://` (`seal`); overrides the URL's `kms_key_id=`.
     #[arg(long, global = true, env = "SECRET_LOADER_KMS_KEY", value_name = "KEY")]
     kms_key: Option<String>,
 
@@ -62,6 +65,10 @@ enum Command {
     /// Store a new version of a secret, read from stdin or --value-file; prints the new
     /// version id where the backend has versions.
     Put(PutArgs),
+    /// Encrypt a value (stdin or --value-file) with KMS for an `env+kms://` variable, as
+    /// Lambda's console encryption helpers do; prints the base64 ciphertext to set as the
+    /// variable (its name goes to stderr). The source defaults to `env+kms://`.
+    Seal(SealArgs),
     /// Compare the backends: cold and warm latency, calls and cost per read, as a report.
     Bench(bench::BenchArgs),
 }
@@ -73,10 +80,11 @@ struct GetArgs {
     /// Print only this top-level field of a JSON value.
     #[arg(long, value_name = "KEY")]
     field: Option<String>,
-    /// Read the version with this staging label (e.g. AWSPREVIOUS; Secrets Manager only).
+    /// Read the version with this staging label (AWSPREVIOUS; a Parameter Store label).
     #[arg(long, value_name = "LABEL", conflicts_with = "version_id")]
     version_stage: Option<String>,
-    /// Read this exact version (Secrets Manager version id, S3 object version id).
+    /// Read this exact version (Secrets Manager version id, Parameter Store version
+    /// number, S3 object version id).
     #[arg(long, value_name = "ID")]
     version_id: Option<String>,
 }
@@ -92,6 +100,19 @@ struct PutArgs {
     /// Store the value as binary (SecretBinary) even if it is UTF-8 text.
     #[arg(long)]
     binary: bool,
+}
+
+#[derive(Debug, Args)]
+struct SealArgs {
+    /// Secret id; names the variable (`api_key` → `API_KEY`, after the URL's `prefix=`).
+    id: String,
+    /// Bind the ciphertext to this function (`LambdaFunctionName=NAME`, as the console does);
+    /// default: the source's `context=`.
+    #[arg(long, value_name = "NAME")]
+    function: Option<String>,
+    /// Read the value from this file instead of stdin.
+    #[arg(long, value_name = "FILE")]
+    value_file: Option<PathBuf>,
 }
 
 // Two workers: `bench` drives the function and the emulator's clients side by side. (Nothing
@@ -149,10 +170,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             .await
             .map_err(Failure::Bench);
     }
-    let mut config = match (&cli.source, &cli.config) {
-        (Some(url), _) => Config::from_url(url)?,
-        (None, Some(path)) => Config::from_toml_file(path)?,
-        (None, None) => Config::from_lookup(|_| None)?,
+    let mut config = match (&cli.source, &cli.config, &cli.command) {
+        (Some(url), _, _) => Config::from_url(url)?,
+        (None, Some(path), _) => Config::from_toml_file(path)?,
+        (None, None, Command::Seal(_)) => Config::from_url("env+kms://")?,
+        (None, None, _) => Config::from_lookup(|_| None)?,
     };
     if let Some(key) = cli.kms_key {
         config.source.set_kms_key_id(key);
@@ -160,6 +182,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let done = match cli.command {
         Command::Get(args) => get(&config, args).await,
         Command::Put(args) => put(&config, args).await,
+        Command::Seal(args) => seal(&config, args).await,
         Command::Bench(_) => unreachable!("handled above"),
     };
     Ok(done?)
@@ -180,9 +203,9 @@ async fn get(config: &Config, args: GetArgs) -> Result<(), Error> {
     }
 }
 
-async fn put(config: &Config, args: PutArgs) -> Result<(), Error> {
-    let id = SecretId::new(args.id)?;
-    let bytes = match &args.value_file {
+/// The value to store: the bytes of `file`, else stdin; never empty.
+fn read_value(file: Option<&std::path::Path>) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+    let bytes = match file {
         Some(path) => std::fs::read(path).map_err(|err| {
             Error::invalid_config(format!("cannot read {}: {err}", path.display()))
         })?,
@@ -198,6 +221,12 @@ async fn put(config: &Config, args: PutArgs) -> Result<(), Error> {
     if bytes.is_empty() {
         return Err(Error::invalid_config("the value is empty; nothing stored"));
     }
+    Ok(bytes)
+}
+
+async fn put(config: &Config, args: PutArgs) -> Result<(), Error> {
+    let id = SecretId::new(args.id)?;
+    let bytes = read_value(args.value_file.as_deref())?;
     let value = match (args.binary, std::str::from_utf8(&bytes)) {
         (false, Ok(text)) => SecretValue::text(text),
         (false, Err(_)) => {
@@ -211,7 +240,7 @@ async fn put(config: &Config, args: PutArgs) -> Result<(), Error> {
     let outcome = store.put(&id, &value).await?;
     // The new version id, for scripts; backends without versions (files, unversioned
     // buckets) print nothing.
-    if let Some(version_id) = outcome.version_id {
+    if let Some(version_id) = &outcome.version_id {
         write_stdout(format!("{version_id}\n").as_bytes())?;
     }
     eprintln!(
@@ -222,6 +251,40 @@ async fn put(config: &Config, args: PutArgs) -> Result<(), Error> {
             "stored a new version of"
         }
     );
+    if let Some(notice) = &outcome.notice {
+        eprintln!("secret-loader: {notice}");
+    }
+    Ok(())
+}
+
+async fn seal(config: &Config, args: SealArgs) -> Result<(), Error> {
+    use secret_loader::env::{EnvKmsSource, LAMBDA_ENVIRONMENT_BYTES};
+    let SourceConfig::EnvKms(env_config) = &config.source else {
+        return Err(Error::invalid_config(format!(
+            "seal makes values for env+kms:// variables; the source is {}:// \
+             (use `put` for it)",
+            config.source.scheme()
+        )));
+    };
+    let id = SecretId::new(args.id)?;
+    let bytes = read_value(args.value_file.as_deref())?;
+    let value = match std::str::from_utf8(&bytes) {
+        Ok(text) => SecretValue::text(text),
+        Err(_) => SecretValue::binary(bytes.as_slice()),
+    };
+    let sdk = secret_loader::aws::load_sdk_config(&env_config.aws).await?;
+    let source = EnvKmsSource::from_config(&sdk, env_config);
+    let sealed = source.seal(&id, &value, args.function.as_deref()).await?;
+    let name = source.variable_name(&id);
+    write_stdout(format!("{sealed}\n").as_bytes())?;
+    eprintln!("secret-loader: set {name} to this value in the function's configuration");
+    if name.len() + sealed.len() > LAMBDA_ENVIRONMENT_BYTES {
+        eprintln!(
+            "secret-loader: {name} would be {} bytes; Lambda allows {LAMBDA_ENVIRONMENT_BYTES} \
+             for all of a function's variables together",
+            name.len() + sealed.len()
+        );
+    }
     Ok(())
 }
 

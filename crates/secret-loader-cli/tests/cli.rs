@@ -9,8 +9,14 @@ use std::process::{Command, Output, Stdio};
 use common::{raw_secretsmanager, secretsmanager_url, unique_id};
 
 fn cli(args: &[&str], stdin: &[u8]) -> Output {
+    cli_with_env(args, stdin, &[])
+}
+
+/// `cli` with extra environment variables (a function's configuration).
+fn cli_with_env(args: &[&str], stdin: &[u8], vars: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_secret-loader"))
         .args(args)
+        .envs(vars.iter().copied())
         .env_remove("SECRET_LOADER_SOURCE")
         .env_remove("SECRET_LOADER_CONFIG")
         .env_remove("SECRET_LOADER_LOG")
@@ -336,4 +342,134 @@ async fn put_and_get_through_s3_kms_and_file_kms() {
         "AKIAENVELOPE",
     );
     assert!(err.contains("could not be decrypted"), "{err}");
+}
+
+#[tokio::test]
+async fn ssm_put_and_get_with_versions_labels_and_the_advanced_tier_notice() {
+    let endpoint = common::emulator_endpoint();
+    let key = common::kms_key().await;
+    let url = format!("ssm://?region=us-east-1&endpoint_url={endpoint}");
+    let id = unique_id("cli-ssm");
+    let put = cli(
+        &["put", id.as_str(), "--source", &url, "--kms-key", &key],
+        br#"{"access_key":"AKIASSM","secret_key":"ssm/secret"}"#,
+    );
+    assert!(put.status.success(), "{}", stderr(&put));
+    assert_eq!(String::from_utf8_lossy(&put.stdout), "1\n");
+    assert!(stderr(&put).contains("created"), "{}", stderr(&put));
+    let put = cli(&["put", id.as_str(), "--source", &url], b"second");
+    assert_eq!(String::from_utf8_lossy(&put.stdout), "2\n");
+
+    let get = |extra: &[&str]| {
+        let mut args = vec!["get", id.as_str(), "--source", url.as_str()];
+        args.extend_from_slice(extra);
+        cli(&args, b"")
+    };
+    assert_eq!(get(&[]).stdout, b"second");
+    assert_eq!(
+        get(&["--version-id", "1", "--field", "secret_key"]).stdout,
+        b"ssm/secret"
+    );
+    assert_eq!(
+        get(&["--version-stage", "AWSPREVIOUS", "--field", "access_key"]).stdout,
+        b"AKIASSM"
+    );
+    assert_failed(&get(&["--version-id", "7"]), 3, "second");
+
+    // Over 4 KB: stored in the advanced tier, and the operator is told.
+    let large = "x".repeat(5000);
+    let put = cli(&["put", id.as_str(), "--source", &url], large.as_bytes());
+    assert!(put.status.success(), "{}", stderr(&put));
+    assert!(stderr(&put).contains("advanced tier"), "{}", stderr(&put));
+    assert!(!stderr(&put).contains(&large));
+    // Over 8 KB: refused before any call, exit 8.
+    let too_large = "y".repeat(8193);
+    let refused = cli(
+        &["put", id.as_str(), "--source", &url],
+        too_large.as_bytes(),
+    );
+    assert_failed(&refused, 8, &too_large);
+    // A name Parameter Store can't take: exit 7, no call.
+    assert_failed(&cli(&["get", "a+b", "--source", &url], b""), 7, "a+b-value");
+}
+
+#[tokio::test]
+async fn seal_then_the_function_reads_its_variable_through_env_kms() {
+    let endpoint = common::emulator_endpoint();
+    let key = common::kms_key().await;
+    let url = format!("env+kms://?region=us-east-1&endpoint_url={endpoint}&prefix=APP_");
+    let creds = r#"{"access_key":"AKIASEALED","secret_key":"sealed/secret"}"#;
+    let sealed = cli(
+        &[
+            "seal",
+            "prod/api",
+            "--source",
+            &url,
+            "--kms-key",
+            &key,
+            "--function",
+            "orders-fn",
+        ],
+        creds.as_bytes(),
+    );
+    assert!(sealed.status.success(), "{}", stderr(&sealed));
+    let ciphertext = String::from_utf8(sealed.stdout.clone())
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        stderr(&sealed).contains("set APP_PROD_API"),
+        "{}",
+        stderr(&sealed)
+    );
+    assert!(!ciphertext.contains("AKIASEALED"));
+
+    // The function's configuration: the variable, and the name Lambda sets.
+    let as_function = |function: &str, field: &str| {
+        cli_with_env(
+            &["get", "prod/api", "--field", field, "--source", &url],
+            b"",
+            &[
+                ("APP_PROD_API", ciphertext.as_str()),
+                ("AWS_LAMBDA_FUNCTION_NAME", function),
+            ],
+        )
+    };
+    let read = as_function("orders-fn", "secret_key");
+    assert!(read.status.success(), "{}", stderr(&read));
+    assert_eq!(read.stdout, b"sealed/secret");
+    // Another function can't open it: exit 5, the value nowhere.
+    assert_failed(&as_function("other-fn", "secret_key"), 5, "sealed/secret");
+
+    // `put` can't set another process's variables: exit 9, saying what to do instead.
+    let put = cli(&["put", "prod/api", "--source", &url], b"v");
+    let err = assert_failed(&put, 9, "LEAK");
+    assert!(err.contains("secret-loader seal"), "{err}");
+    // `seal` only makes env+kms values.
+    let wrong = cli(
+        &["seal", "x", "--source", &common::secretsmanager_url()],
+        b"v",
+    );
+    assert_failed(&wrong, 7, "LEAK");
+    // Without a key there is nothing to seal with.
+    assert_failed(&cli(&["seal", "x", "--source", &url], b"v"), 7, "LEAK");
+}
+
+#[test]
+fn env_reads_a_plaintext_variable_without_any_aws_configuration() {
+    let out = Command::new(env!("CARGO_BIN_EXE_secret-loader"))
+        .args(["get", "api_key", "--source", "env://"])
+        .env_clear()
+        .env("API_KEY", "plain-baseline")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"plain-baseline");
+    let missing = Command::new(env!("CARGO_BIN_EXE_secret-loader"))
+        .args(["get", "other", "--source", "env://"])
+        .env_clear()
+        .output()
+        .unwrap();
+    let err = assert_failed(&missing, 3, "plain-baseline");
+    assert!(err.contains("OTHER is not set"), "{err}");
 }

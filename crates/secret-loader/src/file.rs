@@ -277,10 +277,7 @@ impl SecretStore for FileKmsSource {
                 write_envelope(dir, name, &sealed)
             })
             .await?;
-        Ok(PutOutcome {
-            version_id: None,
-            created,
-        })
+        Ok(PutOutcome::new(None, created))
     }
 
     async fn delete(&self, id: &SecretId) -> Result<()> {

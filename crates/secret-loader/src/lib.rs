@@ -5,8 +5,10 @@
 //!   adds `put`/`delete` for the backends this project fills itself; [`SecretSourceExt`]
 //!   adds conveniences (string, JSON field, typed value) to every source.
 //! * Backends: [`SecretsManagerSource`] (`secretsmanager://`, feature `secretsmanager`),
+//!   [`SsmSource`] (`ssm://`, Parameter Store, feature `ssm`),
 //!   [`S3Source`] (`s3+kms://`, `s3+sse-kms://`, feature `s3`), [`FileKmsSource`]
-//!   (`file+kms://`, feature `file`), [`InMemorySource`] (in-process, for tests).
+//!   (`file+kms://`, feature `file`), [`EnvKmsSource`] and [`EnvSource`] (`env+kms://`,
+//!   `env://`, feature `env`), [`InMemorySource`] (in-process, for tests).
 //! * [`Envelope`] seals values as AWS Encryption SDK messages under a KMS key (feature `kms`).
 //! * [`Config`] picks a backend from a URL, the `SECRET_LOADER_SOURCE` environment variable
 //!   or a TOML file.
@@ -36,6 +38,8 @@ pub mod cache;
 #[cfg(feature = "comparison")]
 pub mod comparison;
 pub mod config;
+#[cfg(feature = "env")]
+pub mod env;
 #[cfg(feature = "kms")]
 pub mod envelope;
 mod error;
@@ -55,7 +59,11 @@ mod value;
 pub use aws::s3::S3Source;
 #[cfg(feature = "secretsmanager")]
 pub use aws::secretsmanager::SecretsManagerSource;
+#[cfg(feature = "ssm")]
+pub use aws::ssm::SsmSource;
 pub use config::{Config, SourceConfig};
+#[cfg(feature = "env")]
+pub use env::{EnvKmsSource, EnvSource};
 #[cfg(feature = "kms")]
 pub use envelope::{AlgorithmSuite, Envelope};
 pub use error::{BoxError, DisplayChain, Error, ErrorKind, Result, SharedError};

@@ -69,10 +69,10 @@ impl SecretStore for InMemorySource {
         let mut secrets = self.secrets.write().unwrap_or_else(|e| e.into_inner());
         let versions = secrets.entry(id.clone()).or_default();
         versions.push(value.clone());
-        Ok(PutOutcome {
-            version_id: Some(versions.len().to_string()),
-            created: versions.len() == 1,
-        })
+        Ok(PutOutcome::new(
+            Some(versions.len().to_string()),
+            versions.len() == 1,
+        ))
     }
 
     async fn delete(&self, id: &SecretId) -> Result<()> {

@@ -80,6 +80,20 @@ pub struct PutOutcome {
     pub version_id: Option<String>,
     /// True when the secret did not exist before.
     pub created: bool,
+    /// Something the operator should know about this write (a paid tier chosen, say);
+    /// the CLI prints it on stderr. Never holds the value.
+    pub notice: Option<String>,
+}
+
+impl PutOutcome {
+    /// An outcome without a notice.
+    pub fn new(version_id: Option<String>, created: bool) -> Self {
+        Self {
+            version_id,
+            created,
+            notice: None,
+        }
+    }
 }
 
 /// The write side, for the backends this project fills itself (and for seeding tests).

@@ -20,6 +20,8 @@ pub(crate) mod kms;
 pub mod s3;
 #[cfg(feature = "secretsmanager")]
 pub mod secretsmanager;
+#[cfg(feature = "ssm")]
+pub mod ssm;
 
 /// Options shared by every AWS backend. Unset fields follow the SDK's own conventions
 /// (`AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL`, the default credential chain).
@@ -73,7 +75,13 @@ impl AwsOptions {
 
     /// Takes the AWS options out of `options`; the defaults for those not given.
     #[cfg_attr(
-        not(any(feature = "secretsmanager", feature = "s3", feature = "file")),
+        not(any(
+            feature = "secretsmanager",
+            feature = "ssm",
+            feature = "s3",
+            feature = "file",
+            feature = "env"
+        )),
         allow(dead_code)
     )]
     pub(crate) fn from_options(options: &mut Options) -> Result<Self> {
@@ -168,7 +176,15 @@ pub(crate) async fn load_sdk_config_with(
 /// What selects an AWS backend's data besides its own names, as far as the configuration
 /// says: the region, the endpoint and the shared-config profile (`AWS_PROFILE` when the
 /// options name none). Part of every AWS source's [`identity`](crate::SecretSource::identity).
-#[cfg_attr(not(any(feature = "secretsmanager", feature = "s3")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "secretsmanager",
+        feature = "ssm",
+        feature = "s3",
+        feature = "env"
+    )),
+    allow(dead_code)
+)]
 pub(crate) fn scope(sdk: &SdkConfig, profile: Option<&str>) -> String {
     let profile = profile
         .map(str::to_owned)
@@ -182,7 +198,10 @@ pub(crate) fn scope(sdk: &SdkConfig, profile: Option<&str>) -> String {
 }
 
 /// The scope of a source built from a bare client: only its region is known.
-#[cfg_attr(not(any(feature = "secretsmanager", feature = "s3")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "secretsmanager", feature = "ssm", feature = "s3")),
+    allow(dead_code)
+)]
 pub(crate) fn client_scope(region: Option<&Region>) -> String {
     format!(
         "region={};endpoint=unknown",
@@ -268,7 +287,13 @@ pub(crate) fn service_error_kind(
 /// transient-vs-permanent decision is made); codes it leaves alone fall back to the codes
 /// all services share, then to the HTTP status.
 #[cfg_attr(
-    not(any(feature = "secretsmanager", feature = "s3", feature = "file")),
+    not(any(
+        feature = "secretsmanager",
+        feature = "ssm",
+        feature = "s3",
+        feature = "file",
+        feature = "env"
+    )),
     allow(dead_code)
 )]
 pub(crate) fn classify_sdk_error<E>(

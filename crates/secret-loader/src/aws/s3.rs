@@ -376,10 +376,7 @@ impl SecretStore for S3Source {
                 .set_ssekms_key_id(kms_key_id.clone()),
         };
         let output = request.send().await.map_err(|err| self.classify(err, id))?;
-        Ok(PutOutcome {
-            version_id: output.version_id,
-            created,
-        })
+        Ok(PutOutcome::new(output.version_id, created))
     }
 
     async fn delete(&self, id: &SecretId) -> Result<()> {

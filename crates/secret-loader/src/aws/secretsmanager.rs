@@ -204,10 +204,7 @@ impl SecretsManagerSource {
             .send()
             .await
             .map_err(|err| classify(err, id.as_str()))?;
-        Ok(PutOutcome {
-            version_id: output.version_id,
-            created: false,
-        })
+        Ok(PutOutcome::new(output.version_id, false))
     }
 
     /// Creates the secret; `None` when it already exists.
@@ -222,10 +219,7 @@ impl SecretsManagerSource {
             None => request.secret_binary(Blob::new(value.expose_bytes())),
         };
         match request.send().await {
-            Ok(output) => Ok(Some(PutOutcome {
-                version_id: output.version_id,
-                created: true,
-            })),
+            Ok(output) => Ok(Some(PutOutcome::new(output.version_id, true))),
             Err(err)
                 if err
                     .as_service_error()

@@ -6,6 +6,10 @@
 //! s3+kms://bucket/prefix?kms_key_id=alias/app         KMS envelopes in S3 objects
 //! s3+sse-kms://bucket/prefix?kms_key_id=alias/app     plain objects, S3 server-side encryption
 //! file+kms:///mnt/efs/secrets?kms_key_id=alias/app    KMS envelopes in files (EFS)
+//! ssm://                                             Parameter Store (`/` for ids with a `/`)
+//! ssm:///team/app                                    ... under a hierarchy
+//! env+kms://?prefix=APP_                             KMS ciphertexts in environment variables
+//! env://                                             plaintext environment variables (baseline)
 //! ```
 //!
 //! Configuration only reads text and dispatches: a URL ([`url`](self)) or a TOML file is parsed
@@ -27,6 +31,10 @@ pub use crate::aws::AwsOptions;
 pub use crate::aws::s3::S3Config;
 #[cfg(feature = "secretsmanager")]
 pub use crate::aws::secretsmanager::SecretsManagerConfig;
+#[cfg(feature = "ssm")]
+pub use crate::aws::ssm::SsmConfig;
+#[cfg(feature = "env")]
+pub use crate::env::{ContextOption, EnvConfig, EnvKmsConfig};
 #[cfg(feature = "file")]
 pub use crate::file::FileConfig;
 
@@ -51,6 +59,12 @@ pub enum Scheme {
     S3SseKms,
     /// `file+kms:///dir`: KMS envelopes as files (EFS in Lambda).
     FileKms,
+    /// `ssm://[/hierarchy]`: Systems Manager Parameter Store.
+    Ssm,
+    /// `env+kms://`: KMS ciphertexts in environment variables.
+    EnvKms,
+    /// `env://`: plaintext environment variables (the baseline).
+    Env,
 }
 
 impl Scheme {
@@ -60,6 +74,9 @@ impl Scheme {
         Scheme::S3Kms,
         Scheme::S3SseKms,
         Scheme::FileKms,
+        Scheme::Ssm,
+        Scheme::EnvKms,
+        Scheme::Env,
     ];
 
     /// The URL scheme, e.g. `secretsmanager`.
@@ -69,6 +86,9 @@ impl Scheme {
             Self::S3Kms => "s3+kms",
             Self::S3SseKms => "s3+sse-kms",
             Self::FileKms => "file+kms",
+            Self::Ssm => "ssm",
+            Self::EnvKms => "env+kms",
+            Self::Env => "env",
         }
     }
 
@@ -78,12 +98,20 @@ impl Scheme {
             Self::SecretsManager => "secretsmanager",
             Self::S3Kms | Self::S3SseKms => "s3",
             Self::FileKms => "file",
+            Self::Ssm => "ssm",
+            Self::EnvKms | Self::Env => "env",
         }
     }
 
     /// The error for a scheme whose backend this build leaves out.
     #[cfg_attr(
-        all(feature = "secretsmanager", feature = "s3", feature = "file"),
+        all(
+            feature = "secretsmanager",
+            feature = "ssm",
+            feature = "s3",
+            feature = "file",
+            feature = "env"
+        ),
         allow(dead_code)
     )]
     fn compiled_out(self) -> Error {
@@ -134,6 +162,15 @@ pub enum SourceConfig {
     /// `file+kms:///dir`.
     #[cfg(feature = "file")]
     FileKms(FileConfig),
+    /// `ssm://[/hierarchy]`.
+    #[cfg(feature = "ssm")]
+    Ssm(SsmConfig),
+    /// `env+kms://`.
+    #[cfg(feature = "env")]
+    EnvKms(EnvKmsConfig),
+    /// `env://`.
+    #[cfg(feature = "env")]
+    Env(EnvConfig),
 }
 
 impl SourceConfig {
@@ -148,19 +185,31 @@ impl SourceConfig {
             Self::S3SseKms(_) => Scheme::S3SseKms,
             #[cfg(feature = "file")]
             Self::FileKms(_) => Scheme::FileKms,
+            #[cfg(feature = "ssm")]
+            Self::Ssm(_) => Scheme::Ssm,
+            #[cfg(feature = "env")]
+            Self::EnvKms(_) => Scheme::EnvKms,
+            #[cfg(feature = "env")]
+            Self::Env(_) => Scheme::Env,
         }
     }
 
-    /// The AWS options of the source.
+    /// The AWS options of the source; `None` for `env://`, which makes no AWS call.
     #[cfg(feature = "aws")]
-    pub fn aws(&self) -> &AwsOptions {
+    pub fn aws(&self) -> Option<&AwsOptions> {
         match *self {
             #[cfg(feature = "secretsmanager")]
-            Self::SecretsManager(ref c) => &c.aws,
+            Self::SecretsManager(ref c) => Some(&c.aws),
             #[cfg(feature = "s3")]
-            Self::S3Kms(ref c) | Self::S3SseKms(ref c) => &c.aws,
+            Self::S3Kms(ref c) | Self::S3SseKms(ref c) => Some(&c.aws),
             #[cfg(feature = "file")]
-            Self::FileKms(ref c) => &c.aws,
+            Self::FileKms(ref c) => Some(&c.aws),
+            #[cfg(feature = "ssm")]
+            Self::Ssm(ref c) => Some(&c.aws),
+            #[cfg(feature = "env")]
+            Self::EnvKms(ref c) => Some(&c.aws),
+            #[cfg(feature = "env")]
+            Self::Env(_) => None,
         }
     }
 
@@ -173,6 +222,12 @@ impl SourceConfig {
             Self::S3Kms(ref c) | Self::S3SseKms(ref c) => c.kms_key_id.as_deref(),
             #[cfg(feature = "file")]
             Self::FileKms(ref c) => c.kms_key_id.as_deref(),
+            #[cfg(feature = "ssm")]
+            Self::Ssm(ref c) => c.kms_key_id.as_deref(),
+            #[cfg(feature = "env")]
+            Self::EnvKms(ref c) => c.kms_key_id.as_deref(),
+            #[cfg(feature = "env")]
+            Self::Env(_) => None,
         }
     }
 
@@ -186,6 +241,12 @@ impl SourceConfig {
             Self::S3Kms(ref mut c) | Self::S3SseKms(ref mut c) => c.kms_key_id = _key,
             #[cfg(feature = "file")]
             Self::FileKms(ref mut c) => c.kms_key_id = _key,
+            #[cfg(feature = "ssm")]
+            Self::Ssm(ref mut c) => c.kms_key_id = _key,
+            #[cfg(feature = "env")]
+            Self::EnvKms(ref mut c) => c.kms_key_id = _key,
+            #[cfg(feature = "env")]
+            Self::Env(_) => {}
         }
     }
 }

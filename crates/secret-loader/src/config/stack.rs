@@ -19,8 +19,9 @@ type HttpClientHook = std::convert::Infallible;
 struct Built {
     store: Arc<dyn SecretStore>,
     versions: Option<Arc<dyn CurrentVersion>>,
+    /// `None` for a source that makes no AWS call (`env://`).
     #[cfg(feature = "kms")]
-    sdk: aws_config::SdkConfig,
+    sdk: Option<aws_config::SdkConfig>,
 }
 
 impl SourceConfig {
@@ -42,31 +43,72 @@ impl SourceConfig {
 
     /// Loads the SDK configuration once (on `http_client` when given) and hands it to the
     /// backend's builder.
-    #[cfg(not(not(any(feature = "secretsmanager", feature = "s3", feature = "file"))))]
+    #[cfg(not(not(any(
+        feature = "secretsmanager",
+        feature = "ssm",
+        feature = "s3",
+        feature = "file",
+        feature = "env"
+    ))))]
     async fn build_all(&self, http_client: Option<HttpClientHook>) -> Result<Built> {
-        let sdk = crate::aws::load_sdk_config_with(self.aws(), http_client).await?;
+        let sdk = match self.aws() {
+            Some(aws) => Some(crate::aws::load_sdk_config_with(aws, http_client).await?),
+            None => None,
+        };
+        // Every scheme but `env://` has AWS options, hence a loaded configuration.
+        let aws_sdk = || {
+            sdk.as_ref()
+                .expect("an AWS source has an SDK configuration")
+        };
         let (store, versions): (Arc<dyn SecretStore>, Option<Arc<dyn CurrentVersion>>) = match *self
         {
             #[cfg(feature = "secretsmanager")]
             Self::SecretsManager(ref config) => {
                 let source = Arc::new(
-                    crate::aws::secretsmanager::SecretsManagerSource::from_config(&sdk, config),
+                    crate::aws::secretsmanager::SecretsManagerSource::from_config(
+                        aws_sdk(),
+                        config,
+                    ),
                 );
                 (source.clone(), Some(source))
             }
             #[cfg(feature = "s3")]
             Self::S3Kms(ref config) => (
-                Arc::new(crate::aws::s3::S3Source::from_config(&sdk, config, false).await?),
+                Arc::new(crate::aws::s3::S3Source::from_config(aws_sdk(), config, false).await?),
                 None,
             ),
             #[cfg(feature = "s3")]
             Self::S3SseKms(ref config) => (
-                Arc::new(crate::aws::s3::S3Source::from_config(&sdk, config, true).await?),
+                Arc::new(crate::aws::s3::S3Source::from_config(aws_sdk(), config, true).await?),
                 None,
             ),
             #[cfg(feature = "file")]
             Self::FileKms(ref config) => (
-                Arc::new(crate::file::FileKmsSource::from_config(&sdk, config).await?),
+                Arc::new(crate::file::FileKmsSource::from_config(aws_sdk(), config).await?),
+                None,
+            ),
+            #[cfg(feature = "ssm")]
+            Self::Ssm(ref config) => (
+                Arc::new(crate::aws::ssm::SsmSource::from_config(aws_sdk(), config)?),
+                None,
+            ),
+            #[cfg(feature = "env")]
+            Self::EnvKms(ref config) => (
+                Arc::new(ReadOnly {
+                    inner: crate::env::EnvKmsSource::from_config(aws_sdk(), config),
+                    backend: crate::env::BACKEND_KMS,
+                    instead: "seal the value with `secret-loader seal` and set the variable \
+                              in the function's configuration",
+                }),
+                None,
+            ),
+            #[cfg(feature = "env")]
+            Self::Env(ref config) => (
+                Arc::new(ReadOnly {
+                    inner: crate::env::EnvSource::from_config(config),
+                    backend: crate::env::BACKEND_PLAIN,
+                    instead: "set the variable in the function's configuration",
+                }),
                 None,
             ),
         };
@@ -79,7 +121,13 @@ impl SourceConfig {
     }
 
     /// Without a backend compiled in there is no configuration to build.
-    #[cfg(not(any(feature = "secretsmanager", feature = "s3", feature = "file")))]
+    #[cfg(not(any(
+        feature = "secretsmanager",
+        feature = "ssm",
+        feature = "s3",
+        feature = "file",
+        feature = "env"
+    )))]
     #[allow(clippy::unused_async)]
     async fn build_all(&self, _http_client: Option<HttpClientHook>) -> Result<Built> {
         match *self {}
@@ -161,8 +209,12 @@ impl Config {
                          `kms_key_id=`), or opt in to `tmp_plaintext=true`",
                     )
                 })?;
+            let sdk = match &built.sdk {
+                Some(sdk) => sdk.clone(),
+                None => crate::aws::load_sdk_config(&crate::aws::AwsOptions::default()).await?,
+            };
             let envelope = crate::envelope::Envelope::kms(
-                aws_sdk_kms::Client::new(&built.sdk),
+                aws_sdk_kms::Client::new(&sdk),
                 key,
                 crate::envelope::AlgorithmSuite::default(),
             )
@@ -183,6 +235,65 @@ impl Config {
         Err(Error::Unsupported {
             backend: "tmp-cache",
             operation: "this build (cargo feature `kms` is off)".into(),
+        })
+    }
+}
+
+/// A source without a write side, as a store whose `put` and `delete` say what to do instead
+/// (a process can't change another process's environment).
+#[cfg(feature = "env")]
+#[derive(Debug)]
+struct ReadOnly<S> {
+    inner: S,
+    backend: &'static str,
+    instead: &'static str,
+}
+
+#[cfg(feature = "env")]
+impl<S: std::fmt::Display> std::fmt::Display for ReadOnly<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+#[cfg(feature = "env")]
+#[async_trait::async_trait]
+impl<S: SecretSource> SecretSource for ReadOnly<S> {
+    fn identity(&self) -> String {
+        self.inner.identity()
+    }
+
+    async fn get(
+        &self,
+        id: &crate::SecretId,
+        version: &crate::VersionSelector,
+    ) -> Result<crate::Secret> {
+        self.inner.get(id, version).await
+    }
+
+    async fn get_many(&self, ids: &[crate::SecretId]) -> Vec<Result<crate::Secret>> {
+        self.inner.get_many(ids).await
+    }
+}
+
+#[cfg(feature = "env")]
+#[async_trait::async_trait]
+impl<S: SecretSource> SecretStore for ReadOnly<S> {
+    async fn put(
+        &self,
+        _id: &crate::SecretId,
+        _value: &crate::SecretValue,
+    ) -> Result<crate::PutOutcome> {
+        Err(Error::Unsupported {
+            backend: self.backend,
+            operation: format!("put ({} instead)", self.instead),
+        })
+    }
+
+    async fn delete(&self, _id: &crate::SecretId) -> Result<()> {
+        Err(Error::Unsupported {
+            backend: self.backend,
+            operation: format!("delete ({} instead)", self.instead),
         })
     }
 }

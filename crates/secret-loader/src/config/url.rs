@@ -82,6 +82,13 @@ fn backend_keys(scheme: Scheme) -> Vec<&'static str> {
         Scheme::S3SseKms => super::S3Config::SSE_KMS_KEYS,
         #[cfg(feature = "file")]
         Scheme::FileKms => super::FileConfig::KEYS,
+        #[cfg(feature = "ssm")]
+        Scheme::Ssm => super::SsmConfig::KEYS,
+        #[cfg(feature = "env")]
+        Scheme::EnvKms => super::EnvKmsConfig::KEYS,
+        // Plaintext variables make no AWS call: no AWS options.
+        #[cfg(feature = "env")]
+        Scheme::Env => return super::EnvConfig::KEYS.to_vec(),
         #[allow(unreachable_patterns)]
         _ => &[],
     };
@@ -90,7 +97,13 @@ fn backend_keys(scheme: Scheme) -> Vec<&'static str> {
 
 /// Hands the URL to `scheme`'s backend, which takes its options out of `options`.
 #[cfg_attr(
-    not(any(feature = "secretsmanager", feature = "s3", feature = "file")),
+    not(any(
+        feature = "secretsmanager",
+        feature = "ssm",
+        feature = "s3",
+        feature = "file",
+        feature = "env"
+    )),
     allow(unused_variables)
 )]
 fn source_from_url(
@@ -127,13 +140,28 @@ fn source_from_url(
             &path(url)?,
             options,
         )?)),
+        #[cfg(feature = "ssm")]
+        Scheme::Ssm => Ok(SourceConfig::Ssm(super::SsmConfig::from_url(
+            text,
+            url,
+            &path(url)?,
+            options,
+        )?)),
+        #[cfg(feature = "env")]
+        Scheme::EnvKms => Ok(SourceConfig::EnvKms(super::EnvKmsConfig::from_url(
+            text, url, options,
+        )?)),
+        #[cfg(feature = "env")]
+        Scheme::Env => Ok(SourceConfig::Env(super::EnvConfig::from_url(
+            text, url, options,
+        )?)),
         #[allow(unreachable_patterns)]
         other => Err(other.compiled_out()),
     }
 }
 
 /// The URL's path, percent-decoded.
-#[cfg(any(feature = "s3", feature = "file"))]
+#[cfg(any(feature = "s3", feature = "file", feature = "ssm"))]
 fn path(url: &Url) -> Result<String> {
     percent_encoding::percent_decode_str(url.path())
         .decode_utf8()
@@ -141,7 +169,14 @@ fn path(url: &Url) -> Result<String> {
         .map_err(|_| Error::invalid_config(format!("`{url}`: the path is not UTF-8")))
 }
 
-#[cfg(all(test, feature = "secretsmanager", feature = "s3", feature = "file"))]
+#[cfg(all(
+    test,
+    feature = "secretsmanager",
+    feature = "ssm",
+    feature = "s3",
+    feature = "file",
+    feature = "env"
+))]
 mod tests {
     use std::path::PathBuf;
     use std::time::Duration;
@@ -226,6 +261,8 @@ mod tests {
             ("s3+kms://b/p?nope=1", "suite"),
             ("s3+sse-kms://b/p?nope=1", "force_path_style"),
             ("file+kms:///d?nope=1", "suite"),
+            ("ssm:///team?nope=1", "kms_key_id"),
+            ("env+kms://?nope=1", "context"),
         ] {
             let err = Config::from_url(url).unwrap_err().to_string();
             for key in [
@@ -246,6 +283,19 @@ mod tests {
             err.contains("unknown option `suite` for s3+sse-kms://"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn env_takes_only_its_prefix_and_the_cache_keys() {
+        let err = Config::from_url("env://?region=x").unwrap_err().to_string();
+        assert!(err.contains("unknown option `region` for env://"), "{err}");
+        assert!(
+            err.contains("prefix") && err.contains("memory_ttl"),
+            "{err}"
+        );
+        let config = Config::from_url("env://?prefix=APP_&memory_ttl=1m").unwrap();
+        assert_eq!(config.source.scheme(), Scheme::Env);
+        assert!(config.source.aws().is_none(), "env:// makes no AWS call");
     }
 
     #[test]

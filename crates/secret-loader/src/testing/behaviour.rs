@@ -17,6 +17,8 @@ pub struct Flags {
     pub staging_labels: bool,
     /// Keeps text and binary apart (a binary UTF-8 value comes back as binary).
     pub keeps_kind: bool,
+    /// Keeps only text: a value that is not UTF-8 is refused by `put` as `InvalidFormat`.
+    pub text_only: bool,
 }
 
 /// Runs the whole suite.
@@ -66,6 +68,20 @@ pub async fn text_round_trip(store: &dyn SecretStore, source: &dyn SecretSource)
 pub async fn binary_round_trip(store: &dyn SecretStore, source: &dyn SecretSource, flags: Flags) {
     let id = unique_id("binary");
     let bytes: Vec<u8> = (0..=255u8).rev().collect();
+    if flags.text_only {
+        let err = store
+            .put(&id, &SecretValue::binary(bytes))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidFormat, "{err:?}");
+        let err = source.get_current(&id).await.unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::NotFound,
+            "nothing was stored: {err:?}"
+        );
+        return;
+    }
     store
         .put(&id, &SecretValue::binary(bytes.clone()))
         .await

@@ -77,6 +77,35 @@ pub fn secretsmanager_url() -> String {
     )
 }
 
+/// The Parameter Store backend on the emulator (plain names, `ssm://`).
+#[cfg(feature = "ssm")]
+pub async fn ssm() -> crate::SsmSource {
+    crate::SsmSource::from_config(&sdk_config().await, &crate::config::SsmConfig::default())
+        .expect("ssm:// is a valid configuration")
+}
+
+/// A raw Parameter Store client on the emulator.
+#[cfg(feature = "ssm")]
+pub async fn raw_ssm() -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(&sdk_config().await)
+}
+
+/// `env+kms://` on the emulator over a fresh [map environment](crate::env::Environment::map),
+/// sealing with `key` and decrypting with `context`, as a store that seals like the CLI's
+/// `seal` and sets the variable as a deployment would.
+#[cfg(feature = "env")]
+pub async fn env_kms(key: &str, context: crate::config::ContextOption) -> super::SealingStore {
+    let config = crate::config::EnvKmsConfig {
+        kms_key_id: Some(key.to_owned()),
+        context,
+        ..Default::default()
+    };
+    super::SealingStore::new(
+        crate::EnvKmsSource::from_config(&sdk_config().await, &config)
+            .with_environment(crate::env::Environment::map()),
+    )
+}
+
 /// A raw KMS client on the emulator.
 #[cfg(feature = "kms")]
 pub async fn raw_kms() -> aws_sdk_kms::Client {

@@ -14,11 +14,15 @@ use crate::SecretId;
 pub mod behaviour;
 #[cfg(feature = "aws")]
 mod emulator;
+#[cfg(feature = "env")]
+mod env_store;
 mod fake_http;
 mod flaky;
 
 #[cfg(feature = "aws")]
 pub use emulator::*;
+#[cfg(feature = "env")]
+pub use env_store::SealingStore;
 pub use fake_http::{FakeHttp, FakeRequest, Respond, write_response};
 pub use flaky::FlakySource;
 
