@@ -29,6 +29,7 @@ use secret_loader::comparison::Response;
 use secret_loader::{Config, Error, ErrorKind, SecretId, SecretValue};
 use secret_loader_harness::LocalLambda;
 
+use crate::fleet::{FleetRate, Quotas};
 use crate::report::{Invocation, Prices, ReportLine, Run, Settings, Target, TargetKind};
 
 /// The environment variable changed to force a cold start.
@@ -72,6 +73,36 @@ struct RunArgs {
     /// Prices for the cost columns (TOML, as the bundled prices.toml); default: bundled.
     #[arg(long, value_name = "FILE")]
     prices: Option<PathBuf>,
+    #[command(flatten)]
+    fleet: FleetArgs,
+}
+
+/// The fleet model's inputs.
+#[derive(Debug, Args)]
+struct FleetArgs {
+    /// Request quotas for the fleet model (TOML, as the bundled quotas.toml); default: bundled.
+    #[arg(long, value_name = "FILE")]
+    quotas: Option<PathBuf>,
+    /// The fleet's rate for the model's cost column: `cold_per_s=N,reads_per_s=M`
+    /// (default 10 cold starts/s and 1,000 warm reads/s).
+    #[arg(long, value_name = "RATE", value_parser = parse_fleet_rate)]
+    fleet: Option<FleetRate>,
+}
+
+fn parse_fleet_rate(text: &str) -> Result<FleetRate, String> {
+    text.parse()
+}
+
+/// The quotas file's content, or the bundled one.
+fn read_quotas(path: Option<&Path>) -> Result<Quotas, BenchError> {
+    match path {
+        None => Ok(Quotas::bundled()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| BenchError::config(format!("cannot read {}: {e}", path.display())))?;
+            Quotas::from_toml(&text).map_err(BenchError::config)
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +142,9 @@ struct ReportArgs {
     /// Prices to use instead of the ones recorded in raw.json.
     #[arg(long, value_name = "FILE")]
     prices: Option<PathBuf>,
+    /// Quotas and rate to use instead of the ones recorded in raw.json.
+    #[command(flatten)]
+    fleet: FleetArgs,
 }
 
 pub(crate) async fn bench(args: BenchArgs, kms_key: Option<String>) -> Result<(), BenchError> {
@@ -126,6 +160,12 @@ pub(crate) async fn bench(args: BenchArgs, kms_key: Option<String>) -> Result<()
             })?;
             if let Some(path) = &args.prices {
                 run.prices = read_prices(Some(path))?;
+            }
+            if let Some(path) = &args.fleet.quotas {
+                run.quotas = read_quotas(Some(path))?;
+            }
+            if let Some(rate) = args.fleet.fleet {
+                run.fleet = rate;
             }
             write_report(&run, &args.out, false)
         }
@@ -273,6 +313,7 @@ async fn drive(
     prices: Prices,
     kind: TargetKind,
 ) -> Result<Run, BenchError> {
+    let quotas = read_quotas(args.fleet.quotas.as_deref())?;
     let configuration = configuration(client, function).await?;
     // Forcing cold starts rewrites the environment and restores it after: never do that to
     // an environment this caller can't read (Lambda then answers `Environment.Error`, e.g.
@@ -359,6 +400,8 @@ async fn drive(
         settings,
         prices,
         invocations,
+        quotas,
+        fleet: args.fleet.fleet.unwrap_or_default(),
     })
 }
 
@@ -588,36 +631,14 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
             scratch.path().to_owned()
         }
     };
-    let backends = [
-        ("secretsmanager", "secretsmanager://".to_owned()),
-        (
-            "s3+kms",
-            format!("s3+kms://{bucket}/bench/envelope?kms_key_id={kms_key}"),
-        ),
-        (
-            "s3+sse-kms",
-            format!("s3+sse-kms://{bucket}/bench/sse-kms?kms_key_id={kms_key}"),
-        ),
-        (
-            "file+kms",
-            format!("file+kms://{}?kms_key_id={kms_key}", file_root.display()),
-        ),
-    ];
+    let backends = backends(&bucket, &kms_key, &file_root, &id);
     // The value: random, JSON like the API keys it stands for; it is never printed.
     let value = SecretValue::text(format!(
         r#"{{"api_key":"{}","issued_by":"secret-loader bench"}}"#,
         random_hex(32)
     ));
-    for (name, url) in &backends {
-        eprintln!("secret-loader: seeding `{id}` into {name}");
-        Config::from_url(url)?
-            .build_store()
-            .await?
-            .put(&id, &value)
-            .await?;
-    }
     let stacks = stacks(&backends, &kms_key);
-    let environment = BTreeMap::from([
+    let mut environment = BTreeMap::from([
         (
             secret_loader::comparison::SECRET_ID_ENV.to_owned(),
             id.to_string(),
@@ -627,6 +648,7 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
             serde_json::to_string(&stacks).unwrap_or_default(),
         ),
     ]);
+    seed(&backends, &id, &value, LOCAL_FUNCTION, &mut environment).await?;
     let service =
         LocalLambda::start(&bootstrap, LOCAL_FUNCTION, environment).map_err(BenchError::config)?;
     let client = aws_sdk_lambda::Client::from_conf(
@@ -657,21 +679,140 @@ fn emulator() -> bool {
 }
 
 /// Each backend bare, behind the memory cache, and behind the encrypted /tmp cache.
-fn stacks(backends: &[(&str, String)], kms_key: &str) -> BTreeMap<String, String> {
+fn stacks(backends: &[Backend], kms_key: &str) -> BTreeMap<String, String> {
     let mut stacks = BTreeMap::new();
-    for (name, url) in backends {
+    for backend in backends {
+        let (name, url) = (backend.name, &backend.url);
         let join = if url.contains('?') { '&' } else { '?' };
-        stacks.insert((*name).to_owned(), url.clone());
+        stacks.insert(name.to_owned(), url.clone());
         stacks.insert(
             format!("{name}+memory"),
             format!("{url}{join}memory_ttl=5m"),
         );
-        stacks.insert(
-            format!("{name}+tmp"),
-            format!("{url}{join}tmp_ttl=1h&tmp_kms_key_id={kms_key}"),
-        );
+        if backend.tmp {
+            stacks.insert(
+                format!("{name}+tmp"),
+                format!("{url}{join}tmp_ttl=1h&tmp_kms_key_id={kms_key}"),
+            );
+        }
     }
     stacks
+}
+
+/// A backend of the comparison and how it is measured.
+struct Backend {
+    name: &'static str,
+    url: String,
+    /// Measured behind the encrypted `/tmp` cache too (not for variables, which are
+    /// already in the process: a `/tmp` hit could only be slower).
+    tmp: bool,
+    /// How the secret gets there.
+    seed: Seed,
+}
+
+/// How `bench local` puts the secret into a backend.
+enum Seed {
+    /// `put` through the backend's store.
+    Put,
+    /// Sealed for the function (`secret-loader seal --function`) into this variable.
+    SealedVariable(String),
+    /// In plain text in this variable.
+    PlainVariable(String),
+}
+
+/// The comparison's backends, each named as its stacks are.
+fn backends(bucket: &str, kms_key: &str, file_root: &Path, id: &SecretId) -> Vec<Backend> {
+    let variable = |prefix: &str| secret_loader::env::variable_name(prefix, id);
+    vec![
+        Backend {
+            name: "secretsmanager",
+            url: "secretsmanager://".into(),
+            tmp: true,
+            seed: Seed::Put,
+        },
+        Backend {
+            name: "ssm",
+            url: format!("ssm://?kms_key_id={kms_key}"),
+            tmp: true,
+            seed: Seed::Put,
+        },
+        Backend {
+            name: "s3+kms",
+            url: format!("s3+kms://{bucket}/bench/envelope?kms_key_id={kms_key}"),
+            tmp: true,
+            seed: Seed::Put,
+        },
+        Backend {
+            name: "s3+sse-kms",
+            url: format!("s3+sse-kms://{bucket}/bench/sse-kms?kms_key_id={kms_key}"),
+            tmp: true,
+            seed: Seed::Put,
+        },
+        Backend {
+            name: "file+kms",
+            url: format!("file+kms://{}?kms_key_id={kms_key}", file_root.display()),
+            tmp: true,
+            seed: Seed::Put,
+        },
+        Backend {
+            name: "env+kms",
+            url: format!("env+kms://?prefix={SEALED_PREFIX}&kms_key_id={kms_key}"),
+            tmp: false,
+            seed: Seed::SealedVariable(variable(SEALED_PREFIX)),
+        },
+        Backend {
+            name: "env",
+            url: format!("env://?prefix={PLAIN_PREFIX}"),
+            tmp: false,
+            seed: Seed::PlainVariable(variable(PLAIN_PREFIX)),
+        },
+    ]
+}
+
+/// Variable prefix of the `env+kms` backend's secret.
+const SEALED_PREFIX: &str = "SEALED_";
+/// Variable prefix of the `env` baseline's secret.
+const PLAIN_PREFIX: &str = "PLAIN_";
+
+/// Puts `value` where each backend reads it: stores through `put`, variables into
+/// `environment` (sealed for `function`, as `secret-loader seal --function` does).
+async fn seed(
+    backends: &[Backend],
+    id: &SecretId,
+    value: &SecretValue,
+    function: &str,
+    environment: &mut BTreeMap<String, String>,
+) -> Result<(), BenchError> {
+    for backend in backends {
+        eprintln!("secret-loader: seeding `{id}` into {}", backend.name);
+        let config = Config::from_url(&backend.url)?;
+        match (&backend.seed, &config.source) {
+            (Seed::Put, _) => {
+                config.build_store().await?.put(id, value).await?;
+            }
+            (Seed::SealedVariable(variable), secret_loader::SourceConfig::EnvKms(env)) => {
+                let sdk = secret_loader::aws::load_sdk_config(&env.aws).await?;
+                let sealed = secret_loader::EnvKmsSource::from_config(&sdk, env)
+                    .seal(id, value, Some(function))
+                    .await?;
+                environment.insert(variable.clone(), sealed);
+            }
+            (Seed::PlainVariable(variable), _) => {
+                let text = value.expose_str().ok_or_else(|| {
+                    BenchError::config("the bench value is text; this can't happen")
+                })?;
+                environment.insert(variable.clone(), text.to_owned());
+            }
+            (Seed::SealedVariable(_), other) => {
+                return Err(BenchError::config(format!(
+                    "{}: a sealed variable needs an env+kms:// source, not {}://",
+                    backend.name,
+                    other.scheme()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -693,22 +834,24 @@ mod tests {
     }
 
     #[test]
-    fn every_backend_runs_bare_and_behind_each_cache() {
-        let stacks = stacks(
-            &[
-                ("secretsmanager", "secretsmanager://".into()),
-                ("s3+kms", "s3+kms://b/p?kms_key_id=k".into()),
-            ],
-            "k",
+    fn every_backend_runs_bare_and_behind_each_cache_that_makes_sense() {
+        let id = SecretId::new("bench/api-key").unwrap();
+        let stacks = stacks(&backends("b", "k", Path::new("/mnt/efs"), &id), "k");
+        // Seven backends bare and behind memory; all but the two variable ones behind /tmp.
+        assert_eq!(stacks.len(), 7 * 2 + 5);
+        assert!(!stacks.contains_key("env+tmp") && !stacks.contains_key("env+kms+tmp"));
+        assert_eq!(stacks["env+kms"], "env+kms://?prefix=SEALED_&kms_key_id=k");
+        assert_eq!(
+            stacks["ssm+tmp"],
+            "ssm://?kms_key_id=k&tmp_ttl=1h&tmp_kms_key_id=k"
         );
-        assert_eq!(stacks.len(), 6);
         assert_eq!(
             stacks["secretsmanager+memory"],
             "secretsmanager://?memory_ttl=5m"
         );
         assert_eq!(
             stacks["s3+kms+tmp"],
-            "s3+kms://b/p?kms_key_id=k&tmp_ttl=1h&tmp_kms_key_id=k"
+            "s3+kms://b/bench/envelope?kms_key_id=k&tmp_ttl=1h&tmp_kms_key_id=k"
         );
         for url in stacks.values() {
             Config::from_url(url).unwrap();

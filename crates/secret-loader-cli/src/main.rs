@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod bench;
+mod fleet;
 mod report;
 
 use clap::{Args, Parser, Subcommand};

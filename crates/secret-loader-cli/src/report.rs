@@ -11,6 +11,8 @@ use secret_loader::comparison::Calls;
 use secret_loader::comparison::Response;
 use serde::{Deserialize, Serialize};
 
+use crate::fleet::{FleetRate, Quotas, StackCalls};
+
 /// The published prices bundled with the CLI (see the file for where they come from).
 pub(crate) const DEFAULT_PRICES: &str = include_str!("prices.toml");
 
@@ -27,6 +29,10 @@ pub(crate) struct Prices {
     /// KMS requests S3 makes for each GET of an SSE-KMS object (1 without an S3 Bucket Key):
     /// billed to the caller, invisible to its client.
     pub(crate) sse_kms_kms_requests_per_get: f64,
+    /// USD per Parameter Store request with its higher-throughput setting on (standard
+    /// throughput is free); the fleet model uses it where a rate needs that setting.
+    #[serde(default)]
+    pub(crate) ssm_higher_throughput_per_request: f64,
 }
 
 impl Prices {
@@ -148,6 +154,12 @@ pub(crate) struct Run {
     pub(crate) prices: Prices,
     /// Every invocation, in order.
     pub(crate) invocations: Vec<Invocation>,
+    /// The quotas the fleet model used (runs recorded before it: the bundled ones).
+    #[serde(default)]
+    pub(crate) quotas: Quotas,
+    /// The rate the fleet model's costs are for.
+    #[serde(default)]
+    pub(crate) fleet: FleetRate,
 }
 
 /// Nearest-rank percentile of sorted `samples`.
@@ -172,6 +184,8 @@ struct StackSummary {
     first_read: Vec<f64>,
     cold_total: Vec<f64>,
     warm: Vec<f64>,
+    init_calls: Calls,
+    inits_counted: u64,
     first_read_calls: Calls,
     first_reads_counted: u64,
     warm_calls: Calls,
@@ -189,6 +203,10 @@ fn summarize(run: &Run) -> BTreeMap<String, StackSummary> {
             }
             if let Some(init) = stack.init_ms {
                 summary.init.push(init);
+                if let Some(calls) = &stack.init_calls {
+                    add(&mut summary.init_calls, calls);
+                    summary.inits_counted += 1;
+                }
             }
             if let Some(first) = stack.first_read_ms {
                 summary.first_read.push(first);
@@ -297,9 +315,19 @@ fn backend_of(source: &str) -> &str {
     head.rsplit('(').next().unwrap_or(head)
 }
 
+/// The service of a call counted as `service:Operation` (or, in older runs, `service`).
+fn service_of(operation: &str) -> &str {
+    operation.split(':').next().unwrap_or(operation)
+}
+
 /// Requests per warm read, by service, with the ones a service makes for us added.
 fn billed_requests(summary: &StackSummary, prices: &Prices) -> BTreeMap<String, f64> {
-    let mut requests = per_read(&summary.warm_calls, summary.warm_reads_counted);
+    let mut requests = BTreeMap::new();
+    for (operation, n) in per_read(&summary.warm_calls, summary.warm_reads_counted) {
+        *requests
+            .entry(service_of(&operation).to_owned())
+            .or_default() += n;
+    }
     let sse_kms = summary
         .source
         .as_deref()
@@ -507,6 +535,32 @@ pub(crate) fn markdown(run: &Run) -> String {
             let _ = writeln!(out, "- {}", escape(error));
         }
     }
+    let fleet_stacks: Vec<(String, StackCalls)> = stacks
+        .iter()
+        .map(|(name, summary)| {
+            let mut cold = summary.init_calls.clone();
+            add(&mut cold, &summary.first_read_calls);
+            // A stack that never read (an error row above) has nothing to model.
+            let read = !(summary.first_read.is_empty() && summary.warm.is_empty());
+            let counted = summary.inits_counted.max(summary.first_reads_counted);
+            let calls = StackCalls {
+                backend: summary
+                    .source
+                    .as_deref()
+                    .map_or_else(String::new, |s| backend_of(s).to_owned()),
+                per_cold_start: (read && counted > 0).then(|| per_read(&cold, counted)),
+                per_warm_read: (read && summary.warm_reads_counted > 0)
+                    .then(|| per_read(&summary.warm_calls, summary.warm_reads_counted)),
+            };
+            (name.clone(), calls)
+        })
+        .collect();
+    out.push_str(&crate::fleet::markdown(
+        &fleet_stacks,
+        &run.quotas,
+        prices,
+        run.fleet,
+    ));
     let _ = writeln!(out, "\n## Stacks\n");
     for (name, summary) in &stacks {
         let _ = writeln!(

@@ -156,7 +156,7 @@ async fn bench_lambda_forces_cold_starts_and_reads_report_lines() {
         "{report}"
     );
     assert!(
-        row("secretsmanager").contains("secretsmanager 1 |"),
+        row("secretsmanager").contains("secretsmanager:GetSecretValue 1 |"),
         "{report}"
     );
     assert!(
@@ -272,11 +272,24 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
     let mut names: Vec<&str> = stacks.iter().map(|s| s["name"].as_str().unwrap()).collect();
     names.sort_unstable();
     let mut want = Vec::new();
-    for backend in ["file+kms", "s3+kms", "s3+sse-kms", "secretsmanager"] {
+    for backend in [
+        "env",
+        "env+kms",
+        "file+kms",
+        "s3+kms",
+        "s3+sse-kms",
+        "secretsmanager",
+        "ssm",
+    ] {
         for cache in ["", "+memory", "+tmp"] {
-            want.push(format!("{backend}{cache}"));
+            // A variable is already in the process: no /tmp layer over it.
+            if !(backend.starts_with("env") && cache == "+tmp") {
+                want.push(format!("{backend}{cache}"));
+            }
         }
     }
+    names.sort_unstable();
+    want.sort_unstable();
     assert_eq!(names, want);
     for stack in stacks {
         assert!(stack["error"].is_null(), "{stack}");
@@ -289,6 +302,26 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
         "{report}"
     );
     assert!(!report.contains("**error**"), "{report}");
+    // The fleet section: Parameter Store's 40/s get quota comes first for bare ssm reads,
+    // the plaintext baseline makes no call at all.
+    assert!(
+        report.contains("## What a fleet hits first (a model)"),
+        "{report}"
+    );
+    let fleet_row = |name: &str| {
+        let section = report.split("## What a fleet hits first").nth(1).unwrap();
+        section
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name} |")))
+            .unwrap_or_else(|| panic!("no fleet row for {name}: {report}"))
+            .to_owned()
+    };
+    assert!(
+        fleet_row("ssm").contains("40 (Parameter Store get APIs (standard throughput))"),
+        "{report}"
+    );
+    assert!(fleet_row("env").contains("| 0 | 0 |"), "{report}");
+    assert!(fleet_row("env+kms").contains("kms:Decrypt 1"), "{report}");
 }
 
 /// The report of recorded runs, byte for byte: `bench local` on the emulator (every backend

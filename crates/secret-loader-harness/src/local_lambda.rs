@@ -388,12 +388,16 @@ impl Function {
             .tempdir()
             .map_err(|e| format!("cannot create the environment's TMPDIR: {e}"))?;
         let tmp = dir.path().to_string_lossy().into_owned();
+        let name = self.name.clone();
         let mut env: Vec<(&str, &str)> = self
             .environment
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         env.push(("TMPDIR", &tmp));
+        // Lambda names the function to its code (the console's encryption helpers bind
+        // ciphertexts to it).
+        env.push(("AWS_LAMBDA_FUNCTION_NAME", &name));
         self.runtime = Some(LocalRuntime::start(&self.bootstrap, &env)?);
         self.environment_dir = Some(dir);
         Ok(())

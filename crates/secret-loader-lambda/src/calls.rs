@@ -1,5 +1,6 @@
 //! Counting AWS calls on the wire: an HTTP client for the SDK that counts every request it
-//! sends, by service, before handing it to the SDK's own HTTPS client. Retries count (each
+//! sends, by operation (`kms:Decrypt`, `secretsmanager:GetSecretValue`, `s3:GET`), before
+//! handing it to the SDK's own HTTPS client. Retries count (each
 //! attempt is a request); calls a service makes on our behalf (S3 asking KMS for an SSE-KMS
 //! object's key) are not visible here.
 
@@ -101,7 +102,7 @@ struct CountingConnector {
 
 impl HttpConnector for CountingConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let service = service_of(&request);
+        let service = operation_of(&request);
         *self
             .counts
             .lock()
@@ -109,6 +110,28 @@ impl HttpConnector for CountingConnector {
             .entry(service)
             .or_default() += 1;
         self.inner.call(request)
+    }
+}
+
+/// `service:Operation` of a request: the operation from the JSON protocols' `x-amz-target`
+/// (`TrentService.Decrypt`) or the RPC v2 path (`/service/X/operation/Y`), else, for REST
+/// services such as S3, the HTTP method; the service alone when neither says.
+fn operation_of(request: &HttpRequest) -> String {
+    let service = service_of(request);
+    let target = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|target| target.rsplit('.').next())
+        .map(str::to_owned);
+    let rpc = || {
+        let path = request.uri().split("://").nth(1)?;
+        let (_, operation) = path.split_once("/operation/")?;
+        Some(operation.split(['/', '?']).next()?.to_owned())
+    };
+    let rest = || (service == "s3").then(|| request.method().to_owned());
+    match target.or_else(rpc).or_else(rest) {
+        Some(operation) if !operation.is_empty() => format!("{service}:{operation}"),
+        _ => service,
     }
 }
 
@@ -167,6 +190,33 @@ mod tests {
             service_of(&request("http://127.0.0.1:5000/", Some("Bearer x"))),
             "unknown"
         );
+    }
+
+    #[test]
+    fn operations_come_from_the_target_the_rpc_path_or_the_method() {
+        let auth = |service: &str| {
+            format!(
+                "AWS4-HMAC-SHA256 Credential=test/20261128/us-east-1/{service}/aws4_request, \
+                 SignedHeaders=host, Signature=abc"
+            )
+        };
+        let mut kms = request("http://127.0.0.1:5000/", Some(&auth("kms")));
+        kms.headers_mut()
+            .insert("x-amz-target", "TrentService.Decrypt".to_owned());
+        assert_eq!(operation_of(&kms), "kms:Decrypt");
+        let mut ssm = request("http://127.0.0.1:5000/", Some(&auth("ssm")));
+        ssm.headers_mut()
+            .insert("x-amz-target", "AmazonSSM.GetParameter".to_owned());
+        assert_eq!(operation_of(&ssm), "ssm:GetParameter");
+        let cbor = request(
+            "http://127.0.0.1:5000/service/Svc/operation/GetThing",
+            Some(&auth("svc")),
+        );
+        assert_eq!(operation_of(&cbor), "svc:GetThing");
+        let s3 = request("http://127.0.0.1:5000/bucket/key", Some(&auth("s3")));
+        assert_eq!(operation_of(&s3), "s3:GET");
+        let other = request("http://127.0.0.1:5000/", Some(&auth("sts")));
+        assert_eq!(operation_of(&other), "sts");
     }
 
     #[test]

@@ -24,7 +24,7 @@ fn start(id: &str, stacks: &str) -> LocalRuntime {
 }
 
 fn sm_calls(n: u64) -> Calls {
-    Calls::from([("secretsmanager".to_owned(), n)])
+    Calls::from([("secretsmanager:GetSecretValue".to_owned(), n)])
 }
 
 fn response(outcome: Outcome) -> Response {
