@@ -13,7 +13,7 @@ import json
 import sys
 import unittest
 
-SENSITIVE = ("secretsmanager:", "kms:", "s3:", "elasticfilesystem:")
+SENSITIVE = ("secretsmanager:", "ssm:", "kms:", "s3:", "elasticfilesystem:")
 # What Lambda needs to attach a function to a VPC; EC2 does not scope these by resource.
 ENI_ACTIONS = {
     "ec2:CreateNetworkInterface",
@@ -102,6 +102,7 @@ class LeastPrivilege(unittest.TestCase):
             for action in as_list(statement["Action"]):
                 granted.setdefault(action.split(":")[0], set()).add(action)
         self.assertEqual(granted["secretsmanager"], {"secretsmanager:GetSecretValue"})
+        self.assertEqual(granted["ssm"], {"ssm:GetParameter"})
         self.assertEqual(granted["s3"], {"s3:GetObject", "s3:GetObjectVersion"})
         self.assertEqual(granted["kms"], {"kms:Decrypt", "kms:GenerateDataKey"})
         self.assertEqual(granted["elasticfilesystem"],
@@ -133,10 +134,27 @@ class LeastPrivilege(unittest.TestCase):
             s for s in key["KeyPolicy"]["Statement"]
             if s["Principal"].get("AWS") == {"Fn::GetAtt": ["FunctionRole", "Arn"]}
         ]
-        self.assertEqual(len(function_statements), 2)
+        # Envelopes (secret-loader context), services decrypting for it (kms:ViaService), and
+        # the variable sealed for it (its own name as the context).
+        self.assertEqual(len(function_statements), 3)
         for statement in function_statements:
             self.assertLessEqual(set(as_list(statement["Action"])), {"kms:Decrypt", "kms:GenerateDataKey"})
             self.assertIn("Condition", statement)
+
+    def test_the_sealed_variable_opens_only_in_its_own_function(self):
+        statements = [s for _, s in identity_statements(TEMPLATE) if s.get("Sid") == "OpenTheSealedVariable"]
+        self.assertEqual(len(statements), 1)
+        condition = statements[0]["Condition"]["StringEquals"]
+        self.assertEqual(
+            condition["kms:EncryptionContext:LambdaFunctionName"],
+            {"Fn::Sub": "${AWS::StackName}-comparison"},
+        )
+        self.assertEqual(as_list(statements[0]["Action"]), ["kms:Decrypt"])
+
+    def test_the_parameter_statement_names_the_one_parameter(self):
+        statements = [s for _, s in identity_statements(TEMPLATE) if s.get("Sid") == "ReadTheParameter"]
+        self.assertEqual(len(statements), 1)
+        self.assertTrue(text(statements[0]["Resource"]).endswith(":parameter/${SecretName}"))
 
     def test_the_bucket_is_versioned_private_and_tls_only(self):
         bucket = TEMPLATE["Resources"]["Bucket"]["Properties"]
@@ -145,6 +163,22 @@ class LeastPrivilege(unittest.TestCase):
         policy = TEMPLATE["Resources"]["BucketPolicy"]["Properties"]["PolicyDocument"]
         deny = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
         self.assertEqual(deny[0]["Condition"], {"Bool": {"aws:SecureTransport": "false"}})
+
+
+class TheVariablesMatchTheMapping(unittest.TestCase):
+    """env+kms:// and env:// read `prefix + upper(name)`, `_` for anything outside A-Z 0-9 _;
+    CloudFormation can't compute that, so the template spells it out for the default
+    SecretName: this keeps the two in step."""
+
+    def test_the_variable_names_are_the_default_secret_names(self):
+        import re
+        name = TEMPLATE["Parameters"]["SecretName"]["Default"]
+        mapped = re.sub(r"[^A-Z0-9_]", "_", name.upper())
+        variables = TEMPLATE["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+        self.assertIn("SEALED_" + mapped, variables)
+        self.assertIn("PLAIN_" + mapped, variables)
+        self.assertEqual(variables["SEALED_" + mapped], {"Ref": "SealedSecret"})
+        self.assertNotEqual(variables["PLAIN_" + mapped], {"Ref": "SealedSecret"})
 
 
 class TheCheckCanFail(unittest.TestCase):

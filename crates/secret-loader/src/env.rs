@@ -107,8 +107,16 @@ impl Environment {
         })
     }
 
-    /// The variable's value; `Err(())` when it is set but not UTF-8.
+    /// The variable's value; `None` when it is not set or empty (a deployment template can
+    /// only declare a variable, so empty means "not filled in yet"); `Err(())` when it is
+    /// set but not UTF-8.
     fn lookup(&self, name: &str) -> Result<Option<SecretString>, ()> {
+        Ok(self
+            .lookup_raw(name)?
+            .filter(|value| !value.expose_secret().is_empty()))
+    }
+
+    fn lookup_raw(&self, name: &str) -> Result<Option<SecretString>, ()> {
         match &self.0 {
             None => match std::env::var_os(name) {
                 None => Ok(None),
@@ -290,7 +298,7 @@ fn not_set(backend: &'static str, id: &SecretId, name: &str) -> Error {
         backend,
         id: id.to_string(),
         source: Some(Arc::from(BoxError::from(format!(
-            "environment variable {name} is not set"
+            "environment variable {name} is not set (or empty)"
         )))),
     }
 }
