@@ -1,7 +1,9 @@
 //! Every backend's read path against the emulator, each beside the raw SDK calls it is made of,
 //! in one run: Secrets Manager `get` vs a raw `GetSecretValue`; `s3+kms` `get` vs a raw
-//! `GetObject` + a raw KMS `Decrypt` in series; `s3+sse-kms` and `file+kms` `get`. Plus the
-//! local work a read adds (id validation, JSON field extraction). Run with `scripts/bench`,
+//! `GetObject` + a raw KMS `Decrypt` in series; Parameter Store `get` vs a raw `GetParameter`
+//! with decryption; `env+kms` `get` vs a raw KMS `Decrypt` of the same variable; `env` (the
+//! plaintext baseline) vs `std::env::var`; `s3+sse-kms` and `file+kms` `get`. Plus the local
+//! work a read adds (id validation, JSON field extraction). Run with `scripts/bench`,
 //! which starts the emulator.
 //!
 //! Against moto every request opens a new TCP connection (moto answers `Connection: close`),
@@ -16,7 +18,7 @@ use std::time::Duration;
 use aws_sdk_kms::primitives::Blob;
 use criterion::{Criterion, criterion_group, criterion_main};
 use secret_loader::{
-    S3Source, SecretId, SecretSource, SecretStore, SecretValue, SecretsManagerSource,
+    Config, S3Source, SecretId, SecretSource, SecretStore, SecretValue, SecretsManagerSource,
     VersionSelector,
 };
 
@@ -51,6 +53,106 @@ fn secretsmanager(c: &mut Criterion) {
     group.bench_function("secret_loader_get", |b| {
         b.to_async(&runtime)
             .iter(|| async { black_box(ours.get(&id, &VersionSelector::Current).await.unwrap()) })
+    });
+    group.finish();
+}
+
+fn ssm(c: &mut Criterion) {
+    let runtime = common::runtime();
+    let (client, id, name) = runtime.block_on(async {
+        let client = common::raw_ssm().await;
+        let id = common::unique_id("bench");
+        let ours = secret_loader::SsmSource::new(client.clone());
+        ours.put(&id, &SecretValue::text(VALUE)).await.unwrap();
+        let name = ours.parameter_name(&id).unwrap();
+        (client, id, name)
+    });
+    let ours = secret_loader::SsmSource::new(client.clone());
+
+    let mut group = c.benchmark_group("ssm_get");
+    group.measurement_time(Duration::from_secs(15));
+    group.bench_function("raw_sdk_get_parameter", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let out = client
+                .get_parameter()
+                .name(&name)
+                .with_decryption(true)
+                .send()
+                .await
+                .unwrap();
+            black_box(out.parameter)
+        })
+    });
+    group.bench_function("secret_loader_get", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { black_box(ours.get(&id, &VersionSelector::Current).await.unwrap()) })
+    });
+    group.finish();
+}
+
+fn environment(c: &mut Criterion) {
+    use secret_loader::config::ContextOption;
+    let runtime = common::runtime();
+    let (store, kms, id, sealed) = runtime.block_on(async {
+        let key = common::kms_key().await;
+        let store = common::env_kms(&key, ContextOption::None).await;
+        let id = common::unique_id("bench");
+        store.put(&id, &SecretValue::text(VALUE)).await.unwrap();
+        let sealed = store
+            .source()
+            .seal(&id, &SecretValue::text(VALUE), None)
+            .await
+            .unwrap();
+        (store, common::raw_kms().await, id, sealed)
+    });
+    let source = store.source().clone();
+
+    let mut group = c.benchmark_group("env_kms_get");
+    group.measurement_time(Duration::from_secs(15));
+    // The least a read can do: decode the variable and one KMS Decrypt.
+    group.bench_function("raw_base64_then_kms_decrypt", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let blob = aws_smithy_types::base64::decode(&sealed).unwrap();
+            let out = kms
+                .decrypt()
+                .ciphertext_blob(Blob::new(blob))
+                .send()
+                .await
+                .unwrap();
+            black_box(out.plaintext)
+        })
+    });
+    group.bench_function("secret_loader_get", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { black_box(source.get(&id, &VersionSelector::Current).await.unwrap()) })
+    });
+    group.finish();
+
+    // The plaintext baseline over this process's environment: `scripts/bench` sets the
+    // variable (a placeholder, not a secret).
+    let plain_id = SecretId::new("plain_baseline").unwrap();
+    let plain_name = secret_loader::env::variable_name("", &plain_id);
+    let plain = runtime
+        .block_on(Config::from_url("env://").unwrap().build())
+        .unwrap();
+    let mut group = c.benchmark_group("env_get");
+    if std::env::var_os(&plain_name).is_none() {
+        eprintln!("env_get: set {plain_name} to run the plaintext baseline (scripts/bench does)");
+        group.finish();
+        return;
+    }
+    group.bench_function("raw_std_env_var", |b| {
+        b.iter(|| black_box(std::env::var(&plain_name).unwrap()))
+    });
+    group.bench_function("secret_loader_get", |b| {
+        b.to_async(&runtime).iter(|| async {
+            black_box(
+                plain
+                    .get(&plain_id, &VersionSelector::Current)
+                    .await
+                    .unwrap(),
+            )
+        })
     });
     group.finish();
 }
@@ -159,5 +261,12 @@ fn local(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, local, secretsmanager, s3_and_file);
+criterion_group!(
+    benches,
+    local,
+    secretsmanager,
+    ssm,
+    environment,
+    s3_and_file
+);
 criterion_main!(benches);
