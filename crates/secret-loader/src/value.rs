@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use serde::de::DeserializeOwned;
@@ -125,6 +126,16 @@ struct SecretInner {
     value: SecretValue,
     version_id: Option<String>,
     version_stages: Vec<String>,
+    about: Option<Box<About>>,
+}
+
+/// What a backend says about a secret besides its value and version (none of it secret).
+#[derive(Clone, Default)]
+struct About {
+    arn: Option<String>,
+    name: Option<String>,
+    created: Option<SystemTime>,
+    value_type: Option<String>,
 }
 
 impl Secret {
@@ -136,7 +147,61 @@ impl Secret {
             value,
             version_id: None,
             version_stages: Vec::new(),
+            about: None,
         }))
+    }
+
+    fn about_mut(&mut self) -> &mut About {
+        Arc::make_mut(&mut self.0)
+            .about
+            .get_or_insert_with(Box::default)
+    }
+
+    /// Sets the resource's ARN as the backend reports it (Secrets Manager, Parameter Store).
+    pub fn with_arn(mut self, arn: Option<String>) -> Self {
+        self.about_mut().arn = arn;
+        self
+    }
+
+    /// Sets the backend's own name for the secret (Secrets Manager's `Name` for a read by
+    /// ARN; a parameter's full name).
+    pub fn with_name(mut self, name: Option<String>) -> Self {
+        self.about_mut().name = name;
+        self
+    }
+
+    /// Sets when this version was made (Secrets Manager's `CreatedDate`, Parameter Store's
+    /// `LastModifiedDate`).
+    pub fn with_created(mut self, created: Option<SystemTime>) -> Self {
+        self.about_mut().created = created;
+        self
+    }
+
+    /// Sets the backend's type of the value (Parameter Store: `SecureString`, `String`,
+    /// `StringList`).
+    pub fn with_value_type(mut self, value_type: Option<String>) -> Self {
+        self.about_mut().value_type = value_type;
+        self
+    }
+
+    /// The resource's ARN, when the backend reported one.
+    pub fn arn(&self) -> Option<&str> {
+        self.0.about.as_ref()?.arn.as_deref()
+    }
+
+    /// The backend's own name for the secret, when it reported one.
+    pub fn name(&self) -> Option<&str> {
+        self.0.about.as_ref()?.name.as_deref()
+    }
+
+    /// When this version was made, when the backend reported it.
+    pub fn created(&self) -> Option<SystemTime> {
+        self.0.about.as_ref()?.created
+    }
+
+    /// The backend's type of the value, when it has types (Parameter Store).
+    pub fn value_type(&self) -> Option<&str> {
+        self.0.about.as_ref()?.value_type.as_deref()
     }
 
     /// Sets the version id reported by the backend.

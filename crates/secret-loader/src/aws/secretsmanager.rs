@@ -161,6 +161,9 @@ impl SecretsManagerSource {
                         Secret::new(chunk[i].clone(), BACKEND, value)
                             .with_version_id(entry.version_id.take())
                             .with_version_stages(entry.version_stages.take().unwrap_or_default())
+                            .with_arn(entry.arn.take())
+                            .with_name(entry.name.take())
+                            .with_created(entry.created_date.and_then(to_system_time))
                     })
                     .map_err(|cause| other(&chunk[i], cause)),
             );
@@ -267,6 +270,11 @@ fn take_value(text: Option<String>, binary: Option<Blob>) -> Result<SecretValue,
     }
 }
 
+/// An SDK timestamp as a `SystemTime` (`None` before the epoch or out of range).
+pub(crate) fn to_system_time(time: aws_smithy_types::DateTime) -> Option<std::time::SystemTime> {
+    std::time::SystemTime::try_from(time).ok()
+}
+
 fn other(id: &SecretId, cause: &'static str) -> Error {
     Error::Other {
         backend: BACKEND,
@@ -297,7 +305,10 @@ impl SecretSource for SecretsManagerSource {
         tracing::debug!(backend = BACKEND, id = %id, version = ?output.version_id, "read secret");
         Ok(Secret::new(id.clone(), BACKEND, value)
             .with_version_id(output.version_id.take())
-            .with_version_stages(output.version_stages.take().unwrap_or_default()))
+            .with_version_stages(output.version_stages.take().unwrap_or_default())
+            .with_arn(output.arn.take())
+            .with_name(output.name.take())
+            .with_created(output.created_date.and_then(to_system_time)))
     }
 
     /// Batches of [`BATCH_LIMIT`] ids, at most [`BATCHES_IN_FLIGHT`] at once. Where the

@@ -147,9 +147,9 @@ pub(crate) fn parameter_name(prefix: &str, id: &SecretId) -> Result<String> {
     Ok(full)
 }
 
-/// The id whose parameter name under `prefix` is `name`: the inverse of [`parameter_name`],
-/// `None` for names the prefix does not reach.
-pub(crate) fn id_for_name(prefix: &str, name: &str) -> Option<SecretId> {
+/// The id whose parameter name under `prefix` is `name`: the inverse of the mapping in the
+/// [module docs](self), `None` for names the prefix does not reach.
+pub fn id_for_name(prefix: &str, name: &str) -> Option<SecretId> {
     let id = match prefix {
         "" => match name.strip_prefix('/') {
             Some(rest) if rest.contains('/') => rest,
@@ -321,7 +321,15 @@ fn to_secret(id: &SecretId, mut parameter: Parameter, stages: Vec<String>) -> Re
         .ok_or_else(|| other(id, "the parameter has no value"))?;
     Ok(Secret::new(id.clone(), BACKEND, SecretValue::text(value))
         .with_version_id(Some(parameter.version.to_string()))
-        .with_version_stages(stages))
+        .with_version_stages(stages)
+        .with_arn(parameter.arn.take())
+        .with_name(parameter.name.take())
+        .with_created(
+            parameter
+                .last_modified_date
+                .and_then(|time| std::time::SystemTime::try_from(time).ok()),
+        )
+        .with_value_type(parameter.r#type.take().map(|t| t.as_str().to_owned())))
 }
 
 /// The one place Parameter Store's own error codes are classified.
