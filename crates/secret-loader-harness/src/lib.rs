@@ -1,7 +1,8 @@
 //! Loopback stand-ins for the AWS Lambda APIs, so the real comparison function runs (and is
 //! tested) without AWS and without Docker:
 //!
-//! * [`LocalRuntime`]: the Lambda Runtime API on 127.0.0.1 running one function binary; a
+//! * [`LocalRuntime`]: the Lambda Runtime API on 127.0.0.1 running one function (a binary,
+//!   or Python under `awslambdaric`) and the Extensions API for its external extensions; a
 //!   new process is a new execution environment (a cold start).
 //! * [`LocalLambda`]: the Lambda service API on 127.0.0.1 in front of it (configuration,
 //!   updates, `Invoke` with log tails and `REPORT` lines), which `secret-loader bench lambda`
@@ -16,4 +17,4 @@ pub mod local_lambda;
 pub mod local_runtime;
 
 pub use local_lambda::LocalLambda;
-pub use local_runtime::{LocalRuntime, Outcome};
+pub use local_runtime::{Environment, ExtensionExit, LocalRuntime, Outcome};

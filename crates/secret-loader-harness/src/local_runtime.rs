@@ -1,19 +1,34 @@
-//! A Lambda Runtime API endpoint on loopback that runs the real `bootstrap` binary, so the
-//! comparison runs (and is tested) without AWS: the process is the execution environment,
-//! a new process is a cold start, and init is timed as Lambda's `REPORT` line does it, from
-//! spawn to the function's first `GET /runtime/invocation/next`.
+//! A Lambda Runtime API endpoint on loopback that runs the real `bootstrap` binary (or any
+//! runtime, such as Python's `awslambdaric`), with the Lambda Extensions API beside it, so the
+//! comparison and the extension run (and are tested) without AWS: the process is the
+//! execution environment, a new process is a cold start, and init is timed as Lambda's
+//! `REPORT` line does it, from spawn to the function's first `GET /runtime/invocation/next`.
 //!
 //! Served routes: `/2018-06-01/runtime/invocation/next`, `.../{id}/response`,
-//! `.../{id}/error` and `/2018-06-01/runtime/init/error`.
+//! `.../{id}/error`, `/2018-06-01/runtime/init/error`; and for extensions
+//! `/2020-01-01/extension/register`, `.../event/next`, `.../init/error`, `.../exit/error`.
+//!
+//! With extensions the lifecycle is Lambda's: the extensions start first and each registers
+//! (`Lambda-Extension-Name` must be its file name); then the runtime starts; every invocation
+//! is an `INVOKE` event to each extension and the payload to the runtime; stopping sends
+//! `SHUTDOWN` and gives the extensions 2 s to exit before killing them.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The function name the environment reports unless told otherwise.
+const DEFAULT_FUNCTION: &str = "secret-loader-comparison";
+/// How long extensions get to exit after `SHUTDOWN` (Lambda's budget with extensions).
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_millis(2000);
+/// How long extensions get to register before the runtime starts anyway.
+const REGISTER_WAIT: Duration = Duration::from_secs(10);
 
 /// How an invocation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,18 +39,114 @@ pub enum Outcome {
     Error(String),
 }
 
-/// One `bootstrap` process under its own Runtime API endpoint.
+/// How an extension's process ended when the environment stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionExit {
+    /// The extension's file name.
+    pub name: String,
+    /// Whether it registered.
+    pub registered: bool,
+    /// Its exit status, when it exited by itself within [`SHUTDOWN_BUDGET`] of `SHUTDOWN`.
+    pub exited: Option<std::process::ExitStatus>,
+    /// From `SHUTDOWN` to its exit.
+    pub took: Option<Duration>,
+}
+
+/// What the endpoint and its long polls share.
+#[derive(Default)]
+struct Queues {
+    /// Payloads waiting for the runtime's `next`.
+    runtime: VecDeque<String>,
+    /// Registered extensions: (identifier, name, events waiting for its `event/next`).
+    extensions: Vec<(String, String, VecDeque<String>)>,
+    stop: bool,
+}
+
+type Shared = Arc<(Mutex<Queues>, Condvar)>;
+
+/// How to start an environment: the runtime's command, its variables, its extensions.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    dir: Option<PathBuf>,
+    extensions: Vec<PathBuf>,
+    function_name: String,
+}
+
+impl Environment {
+    /// An environment running `program` as its runtime.
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            dir: None,
+            extensions: Vec::new(),
+            function_name: DEFAULT_FUNCTION.to_owned(),
+        }
+    }
+
+    /// Arguments for the runtime (`-m awslambdaric module.handler`).
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// A variable of the function's configuration (the runtime's and the extensions').
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// The runtime's working directory (Lambda's `/var/task`).
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// An external extension's executable (what a layer puts in `/opt/extensions/`).
+    pub fn extension(mut self, path: impl Into<PathBuf>) -> Self {
+        self.extensions.push(path.into());
+        self
+    }
+
+    /// The function's name (`AWS_LAMBDA_FUNCTION_NAME`, default `secret-loader-comparison`).
+    pub fn function_name(mut self, name: impl Into<String>) -> Self {
+        self.function_name = name.into();
+        self
+    }
+
+    /// Starts it: the endpoint, the extensions (each must register), then the runtime.
+    ///
+    /// # Errors
+    /// When the endpoint can't listen or a process can't be started.
+    pub fn start(self) -> Result<LocalRuntime, String> {
+        LocalRuntime::start_environment(self)
+    }
+}
+
+/// One execution environment under its own Runtime (and Extensions) API endpoint.
 pub struct LocalRuntime {
-    events: Option<Sender<String>>,
+    shared: Shared,
     outcomes: Receiver<Outcome>,
     first_next: Arc<Mutex<Option<Instant>>>,
     spawned: Instant,
     stop: Arc<AtomicBool>,
     server: Option<JoinHandle<()>>,
     child: Option<Child>,
+    extensions: Vec<(String, Child)>,
+    exits: Vec<ExtensionExit>,
     logs: Arc<Mutex<String>>,
     logs_taken: usize,
     readers: Vec<JoinHandle<()>>,
+    invocation: u64,
+    stopped: bool,
 }
 
 impl LocalRuntime {
@@ -45,51 +156,120 @@ impl LocalRuntime {
     /// # Errors
     /// When the endpoint can't listen or the binary can't be started.
     pub fn start(bootstrap: &Path, env: &[(&str, &str)]) -> Result<Self, String> {
+        env.iter()
+            .fold(Environment::new(bootstrap), |environment, (k, v)| {
+                environment.env(*k, *v)
+            })
+            .start()
+    }
+
+    fn start_environment(environment: Environment) -> Result<Self, String> {
         let server = tiny_http::Server::http("127.0.0.1:0").map_err(|e| e.to_string())?;
         let address = server
             .server_addr()
             .to_ip()
             .ok_or("the endpoint has no IP address")?
             .to_string();
-        let (events, pending) = mpsc::channel::<String>();
+        let shared: Shared = Arc::default();
         let (answers, outcomes) = mpsc::channel();
         let first_next = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
+        let names: Vec<String> = environment
+            .extensions
+            .iter()
+            .map(|path| {
+                path.file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+            })
+            .collect();
         let serve = {
-            let (first_next, stop) = (first_next.clone(), stop.clone());
-            std::thread::spawn(move || serve(&server, &pending, &answers, &first_next, &stop))
+            let (first_next, stop, shared) = (first_next.clone(), stop.clone(), shared.clone());
+            let function = environment.function_name.clone();
+            std::thread::spawn(move || {
+                serve(&server, &shared, &answers, &first_next, &stop, &function)
+            })
         };
-        let spawned = Instant::now();
-        let mut child = Command::new(bootstrap)
-            .env("AWS_LAMBDA_RUNTIME_API", &address)
-            .env("AWS_LAMBDA_FUNCTION_NAME", "secret-loader-comparison")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bootstrap.display()))?;
         let logs = Arc::new(Mutex::new(String::new()));
         let mut readers = Vec::new();
-        if let Some(stdout) = child.stdout.take() {
-            readers.push(collect_lines(stdout, logs.clone()));
+        let command = |program: &Path| {
+            let mut command = Command::new(program);
+            command
+                .env("AWS_LAMBDA_RUNTIME_API", &address)
+                .env("AWS_LAMBDA_FUNCTION_NAME", &environment.function_name)
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+                .envs(
+                    environment
+                        .env
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
+                )
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            command
+        };
+        let spawned = Instant::now();
+        let mut extensions = Vec::new();
+        for (path, name) in environment.extensions.iter().zip(&names) {
+            let mut child = command(path)
+                .spawn()
+                .map_err(|e| format!("cannot start the extension {}: {e}", path.display()))?;
+            readers.extend(collect_child(&mut child, &logs));
+            extensions.push((name.clone(), child));
         }
-        if let Some(stderr) = child.stderr.take() {
-            readers.push(collect_lines(stderr, logs.clone()));
+        // Lambda starts the runtime once every extension has registered.
+        let deadline = Instant::now() + REGISTER_WAIT;
+        {
+            let (lock, ready) = &*shared;
+            let mut queues = lock.lock().unwrap_or_else(|e| e.into_inner());
+            while queues.extensions.len() < extensions.len() && Instant::now() < deadline {
+                queues = ready
+                    .wait_timeout(queues, Duration::from_millis(20))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
         }
+        let mut runtime = command(&environment.program);
+        runtime.args(&environment.args);
+        if let Some(dir) = &environment.dir {
+            runtime.current_dir(dir);
+        }
+        let mut child = runtime
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", environment.program.display()))?;
+        readers.extend(collect_child(&mut child, &logs));
         Ok(Self {
-            events: Some(events),
+            shared,
             outcomes,
             first_next,
             spawned,
             stop,
             server: Some(serve),
             child: Some(child),
+            extensions,
+            exits: Vec::new(),
             logs,
             logs_taken: 0,
             readers,
+            invocation: 0,
+            stopped: false,
         })
+    }
+
+    /// The extensions that registered, by name.
+    pub fn registered_extensions(&self) -> Vec<String> {
+        let queues = self.shared.0.lock().unwrap_or_else(|e| e.into_inner());
+        queues
+            .extensions
+            .iter()
+            .map(|(_, name, _)| name.clone())
+            .collect()
+    }
+
+    /// How each extension ended, once the environment has stopped.
+    pub fn extension_exits(&self) -> &[ExtensionExit] {
+        &self.exits
     }
 
     /// What the function wrote (stdout and stderr, line by line) since the last call.
@@ -117,15 +297,34 @@ impl LocalRuntime {
         Some(kib.div_ceil(1024))
     }
 
-    /// Hands `event` to the function and waits at most `timeout` for its answer.
+    /// Hands `event` to the function (and an `INVOKE` event to each extension) and waits at
+    /// most `timeout` for its answer.
     ///
     /// # Errors
     /// When the function does not answer in time (or has exited).
     pub fn invoke(&mut self, event: &str, timeout: Duration) -> Result<Outcome, String> {
-        let events = self.events.as_ref().ok_or("the runtime is stopped")?;
-        events
-            .send(event.to_owned())
-            .map_err(|_| "the endpoint has stopped")?;
+        if self.stopped {
+            return Err("the runtime is stopped".into());
+        }
+        self.invocation += 1;
+        let deadline_ms = epoch_millis() + timeout.as_millis();
+        {
+            let (lock, ready) = &*self.shared;
+            let mut queues = lock.lock().unwrap_or_else(|e| e.into_inner());
+            let invoke = serde_json::json!({
+                "eventType": "INVOKE",
+                "deadlineMs": deadline_ms as u64,
+                "requestId": format!("local-{}", self.invocation),
+                "invokedFunctionArn": "arn:aws:lambda:us-east-1:000000000000:function:local",
+                "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id(self.invocation)},
+            })
+            .to_string();
+            for (_, _, events) in &mut queues.extensions {
+                events.push_back(invoke.clone());
+            }
+            queues.runtime.push_back(event.to_owned());
+            ready.notify_all();
+        }
         let deadline = Instant::now() + timeout;
         loop {
             match self.outcomes.recv_timeout(Duration::from_millis(50)) {
@@ -150,18 +349,72 @@ impl LocalRuntime {
         first.map(|at| at.duration_since(self.spawned))
     }
 
-    /// Stops the function and the endpoint; returns everything the function wrote (stdout
-    /// and stderr, line by line).
+    /// Stops the function, then the extensions (`SHUTDOWN`, then [`SHUTDOWN_BUDGET`]), then
+    /// the endpoint; returns everything they wrote (stdout and stderr, line by line).
     pub fn stop(mut self) -> String {
         self.shutdown()
     }
 
+    /// As [`LocalRuntime::stop`], keeping the runtime for [`LocalRuntime::extension_exits`].
+    pub fn stop_in_place(&mut self) -> String {
+        if self.stopped {
+            return String::new();
+        }
+        self.shutdown()
+    }
+
     fn shutdown(&mut self) -> String {
-        self.events = None;
-        self.stop.store(true, Ordering::Relaxed);
+        self.stopped = true;
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // SHUTDOWN to each extension, then its budget to exit.
+        let registered: Vec<String> = {
+            let (lock, ready) = &*self.shared;
+            let mut queues = lock.lock().unwrap_or_else(|e| e.into_inner());
+            let shutdown = serde_json::json!({
+                "eventType": "SHUTDOWN",
+                "shutdownReason": "SPINDOWN",
+                "deadlineMs": (epoch_millis() + SHUTDOWN_BUDGET.as_millis()) as u64,
+            })
+            .to_string();
+            for (_, _, events) in &mut queues.extensions {
+                events.push_back(shutdown.clone());
+            }
+            ready.notify_all();
+            queues
+                .extensions
+                .iter()
+                .map(|(_, name, _)| name.clone())
+                .collect()
+        };
+        let asked = Instant::now();
+        for (name, mut child) in std::mem::take(&mut self.extensions) {
+            let mut exited = None;
+            while asked.elapsed() < SHUTDOWN_BUDGET {
+                if let Ok(Some(status)) = child.try_wait() {
+                    exited = Some((status, asked.elapsed()));
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if exited.is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            self.exits.push(ExtensionExit {
+                registered: registered.contains(&name),
+                name,
+                exited: exited.map(|(status, _)| status),
+                took: exited.map(|(_, took)| took),
+            });
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        {
+            let (lock, ready) = &*self.shared;
+            lock.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+            ready.notify_all();
         }
         for reader in self.readers.drain(..) {
             let _ = reader.join();
@@ -179,6 +432,34 @@ impl Drop for LocalRuntime {
             self.shutdown();
         }
     }
+}
+
+fn epoch_millis() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+/// An X-Ray trace header (Lambda always sends one; Python's runtime client needs it).
+fn trace_id(invocation: u64) -> String {
+    format!(
+        "Root=1-{:08x}-{:024x};Parent={:016x};Sampled=0",
+        epoch_millis() / 1000,
+        invocation,
+        invocation
+    )
+}
+
+/// Its stdout and stderr, collected into `logs`.
+fn collect_child(child: &mut Child, logs: &Arc<Mutex<String>>) -> Vec<JoinHandle<()>> {
+    let mut readers = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        readers.push(collect_lines(stdout, logs.clone()));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        readers.push(collect_lines(stderr, logs.clone()));
+    }
+    readers
 }
 
 /// Appends `stream`'s lines to `logs` until it closes.
@@ -200,58 +481,116 @@ fn collect_lines(stream: impl Read + Send + 'static, logs: Arc<Mutex<String>>) -
 
 fn serve(
     server: &tiny_http::Server,
-    pending: &Receiver<String>,
+    shared: &Shared,
     answers: &Sender<Outcome>,
     first_next: &Mutex<Option<Instant>>,
     stop: &AtomicBool,
+    function: &str,
 ) {
-    let mut invocation = 0u64;
+    let mut polls: Vec<JoinHandle<()>> = Vec::new();
+    let mut registered = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let mut request = match server.recv_timeout(Duration::from_millis(50)) {
             Ok(Some(request)) => request,
             Ok(None) => continue,
-            Err(_) => return,
+            Err(_) => break,
         };
         let url = request.url().to_owned();
+        fn header(request: &tiny_http::Request, name: &'static str) -> Option<String> {
+            request
+                .headers()
+                .iter()
+                .find(|h| h.field.equiv(name))
+                .map(|h| h.value.as_str().to_owned())
+        }
         if url.ends_with("/runtime/invocation/next") {
             first_next
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .get_or_insert_with(Instant::now);
-            // Wait for work, as Lambda does between invocations.
-            let event = loop {
-                match pending.recv_timeout(Duration::from_millis(50)) {
-                    Ok(event) => break Some(event),
-                    Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => {}
-                    Err(_) => break None,
+            let shared = shared.clone();
+            let function = function.to_owned();
+            // Wait for work in a thread of its own, as Lambda holds `next` between invocations.
+            polls.push(std::thread::spawn(move || {
+                let Some(event) = wait_for(&shared, |q| q.runtime.pop_front()) else {
+                    return;
+                };
+                let invocation = {
+                    static COUNT: std::sync::atomic::AtomicU64 =
+                        std::sync::atomic::AtomicU64::new(0);
+                    COUNT.fetch_add(1, Ordering::Relaxed) + 1
+                };
+                let headers = [
+                    (
+                        "Lambda-Runtime-Aws-Request-Id",
+                        format!("local-{invocation}"),
+                    ),
+                    (
+                        "Lambda-Runtime-Deadline-Ms",
+                        (epoch_millis() + 300_000).to_string(),
+                    ),
+                    (
+                        "Lambda-Runtime-Invoked-Function-Arn",
+                        format!("arn:aws:lambda:us-east-1:000000000000:function:{function}"),
+                    ),
+                    ("Lambda-Runtime-Trace-Id", trace_id(invocation)),
+                    ("Content-Type", "application/json".into()),
+                ];
+                let mut response = tiny_http::Response::from_string(event);
+                for (name, value) in headers {
+                    if let Ok(header) = tiny_http::Header::from_bytes(name, value) {
+                        response.add_header(header);
+                    }
                 }
-            };
-            let Some(event) = event else { return };
-            invocation += 1;
-            let deadline = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis())
-                + 300_000;
-            let headers = [
-                (
-                    "Lambda-Runtime-Aws-Request-Id",
-                    format!("local-{invocation}"),
-                ),
-                ("Lambda-Runtime-Deadline-Ms", deadline.to_string()),
-                (
-                    "Lambda-Runtime-Invoked-Function-Arn",
-                    "arn:aws:lambda:us-east-1:000000000000:function:secret-loader-comparison"
-                        .into(),
-                ),
-                ("Content-Type", "application/json".into()),
-            ];
-            let mut response = tiny_http::Response::from_string(event);
-            for (name, value) in headers {
-                if let Ok(header) = tiny_http::Header::from_bytes(name, value) {
-                    response.add_header(header);
-                }
+                let _ = request.respond(response);
+            }));
+        } else if url.ends_with("/extension/register") {
+            let name = header(&request, "Lambda-Extension-Name").unwrap_or_default();
+            registered += 1;
+            let identifier = format!("local-extension-{registered}");
+            {
+                let (lock, ready) = &**shared;
+                let mut queues = lock.lock().unwrap_or_else(|e| e.into_inner());
+                queues
+                    .extensions
+                    .push((identifier.clone(), name, VecDeque::new()));
+                ready.notify_all();
+            }
+            let body = serde_json::json!({
+                "functionName": function,
+                "functionVersion": "$LATEST",
+                "handler": "bootstrap",
+            })
+            .to_string();
+            let mut response = tiny_http::Response::from_string(body);
+            if let Ok(h) = tiny_http::Header::from_bytes("Lambda-Extension-Identifier", identifier)
+            {
+                response.add_header(h);
             }
             let _ = request.respond(response);
+        } else if url.ends_with("/extension/event/next") {
+            let identifier = header(&request, "Lambda-Extension-Identifier").unwrap_or_default();
+            let shared = shared.clone();
+            polls.push(std::thread::spawn(move || {
+                let event = wait_for(&shared, |queues| {
+                    queues
+                        .extensions
+                        .iter_mut()
+                        .find(|(id, _, _)| *id == identifier)
+                        .and_then(|(_, _, events)| events.pop_front())
+                });
+                match event {
+                    Some(event) => {
+                        let _ = request.respond(tiny_http::Response::from_string(event));
+                    }
+                    None => {
+                        let _ = request.respond(tiny_http::Response::empty(500));
+                    }
+                }
+            }));
+        } else if url.contains("/extension/") {
+            // init/error, exit/error: accepted, logged by the caller's own output.
+            let _ = request.respond(tiny_http::Response::empty(202));
         } else {
             let mut body = String::new();
             let _ = request.as_reader().read_to_string(&mut body);
@@ -262,8 +601,34 @@ fn serve(
             };
             let _ = request.respond(tiny_http::Response::empty(202));
             if answers.send(outcome).is_err() {
-                return;
+                break;
             }
         }
+    }
+    {
+        let (lock, ready) = &**shared;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        ready.notify_all();
+    }
+    for poll in polls {
+        let _ = poll.join();
+    }
+}
+
+/// Waits until `take` finds something in the queues, or the endpoint stops (`None`).
+fn wait_for<T>(shared: &Shared, mut take: impl FnMut(&mut Queues) -> Option<T>) -> Option<T> {
+    let (lock, ready) = &**shared;
+    let mut queues = lock.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        if let Some(found) = take(&mut queues) {
+            return Some(found);
+        }
+        if queues.stop {
+            return None;
+        }
+        queues = ready
+            .wait_timeout(queues, Duration::from_millis(50))
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
     }
 }
