@@ -8,6 +8,9 @@
 MOTO_VERSION="5.2.5"
 # The official AWS Encryption SDK CLI, for interoperability tests of our envelopes.
 ESDK_CLI_VERSION="4.3.0"
+# AWS's Lambda runtime interface client for Python: runs the Python functions of the extension
+# tests under the local Runtime API (boto3 and botocore come with moto).
+AWSLAMBDARIC_VERSION="4.2.2"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 
@@ -16,14 +19,16 @@ emulator_install() {
         && "$VENV/bin/python" -c "
 import sys
 from importlib.metadata import version
-sys.exit(version('moto') != '$MOTO_VERSION' or version('aws-encryption-sdk-cli') != '$ESDK_CLI_VERSION')
+sys.exit(version('moto') != '$MOTO_VERSION' or version('aws-encryption-sdk-cli') != '$ESDK_CLI_VERSION'
+         or version('awslambdaric') != '$AWSLAMBDARIC_VERSION')
 " 2>/dev/null; then
         return 0
     fi
-    echo "==> installing moto[server]==$MOTO_VERSION and aws-encryption-sdk-cli==$ESDK_CLI_VERSION into .venv" >&2
+    echo "==> installing moto[server]==$MOTO_VERSION, aws-encryption-sdk-cli==$ESDK_CLI_VERSION and awslambdaric==$AWSLAMBDARIC_VERSION into .venv" >&2
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-        "moto[server]==$MOTO_VERSION" "aws-encryption-sdk-cli==$ESDK_CLI_VERSION"
+        "moto[server]==$MOTO_VERSION" "aws-encryption-sdk-cli==$ESDK_CLI_VERSION" \
+        "awslambdaric==$AWSLAMBDARIC_VERSION"
 }
 
 emulator_stop() {
@@ -71,4 +76,6 @@ emulator_start() {
     export AWS_ENCRYPTION_CLI="$VENV/bin/aws-encryption-cli"
     # For tests that start a second emulator of their own (two endpoints, one id).
     export MOTO_SERVER="$VENV/bin/moto_server"
+    # The virtualenv's Python (boto3, botocore, awslambdaric), for the extension's Python tests.
+    export SECRET_LOADER_PYTHON="$VENV/bin/python"
 }

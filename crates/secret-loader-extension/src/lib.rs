@@ -1,0 +1,179 @@
+//! A Lambda extension and local agent that serves every secret-loader backend and cache layer
+//! to functions in any language, over HTTP on 127.0.0.1, with the routes, header and switches
+//! of AWS's Parameters and Secrets Lambda Extension and the Secrets Manager Agent:
+//!
+//! * `GET /secretsmanager/get?secretId=…[&versionId=…|&versionStage=…][&refreshNow=true]` and
+//!   the agent's `GET /v1/<id>`: `GetSecretValue`'s JSON;
+//! * `GET /systemsmanager/parameters/get?name=…[&version=…|&label=…]&withDecryption=true`:
+//!   `GetParameter`'s `{"Parameter": {…}}`;
+//! * `GET /secret-loader/get?id=…&source=NAME`: any other stack (`s3+kms`, `file+kms`,
+//!   `env+kms`, …) in `GetSecretValue`'s shape;
+//! * `GET /ping`: `healthy`.
+//!
+//! Every request but `/ping` must carry `X-Aws-Parameters-Secrets-Token` equal to
+//! `AWS_SESSION_TOKEN`. In Lambda ([`run`] with the Extensions API) the port is bound
+//! *before* registering, so the function can read secrets during its own INIT.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub, rustdoc::broken_intra_doc_links)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub mod lifecycle;
+pub mod server;
+pub mod settings;
+pub mod stacks;
+
+pub use server::{State, TOKEN_HEADER};
+pub use settings::{LogLevel, Settings};
+pub use stacks::Stacks;
+
+/// The extension's name, its binary's file name (Lambda requires the two to match).
+pub const NAME: &str = "secret-loader-extension";
+
+/// How long open connections get to finish after a shutdown is asked for.
+const DRAIN: Duration = Duration::from_millis(500);
+
+/// A server running in this process.
+#[derive(Debug)]
+pub struct Running {
+    address: SocketAddr,
+    state: Arc<State>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// What it serves.
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// Stops accepting, lets open connections finish their request (at most `DRAIN`).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(DRAIN, self.task).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Binds `address` first, then builds the stacks, then serves them.
+///
+/// # Errors
+/// The address can't be bound, or a stack can't be built.
+pub async fn start(settings: &Settings, address: SocketAddr) -> Result<Running, String> {
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    let stacks = Stacks::build(settings)
+        .await
+        .map_err(|e| e.display_chain().to_string())?;
+    Ok(start_with(listener, stacks, settings))
+}
+
+/// Serves `stacks` on an already bound `listener`.
+pub fn start_with(listener: TcpListener, stacks: Stacks, settings: &Settings) -> Running {
+    let address = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let state = Arc::new(State::new(
+        stacks,
+        settings.token.clone(),
+        settings.max_clients,
+    ));
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(server::serve(listener, state.clone(), stopped));
+    Running {
+        address,
+        state,
+        stop,
+        task,
+    }
+}
+
+/// The whole life of the extension or agent: bind 127.0.0.1:`port`, build the stacks, serve;
+/// then, in Lambda (`lambda_api` is `AWS_LAMBDA_RUNTIME_API`), register for `INVOKE` and
+/// `SHUTDOWN` and follow the events until `SHUTDOWN`; outside it, serve until SIGINT or
+/// SIGTERM. Prefetches the listed ids once serving.
+///
+/// # Errors
+/// What stopped it from starting, as one line.
+pub async fn run(settings: Settings, lambda_api: Option<String>) -> Result<(), String> {
+    let address = SocketAddr::from(([127, 0, 0, 1], settings.port));
+    // Bind before anything else: in Lambda the function's INIT may call us as soon as we
+    // have registered, and a bound port queues its connections until we accept them.
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    let stacks = match Stacks::build(&settings).await {
+        Ok(stacks) => stacks,
+        Err(err) => {
+            let message = err.display_chain().to_string();
+            if let Some(api) = &lambda_api
+                && let Ok(extension) = lifecycle::Extension::register(api, NAME).await
+            {
+                extension
+                    .init_error("Extension.ConfigInvalid", &message)
+                    .await;
+            }
+            return Err(message);
+        }
+    };
+    let running = start_with(listener, stacks, &settings);
+    tracing::info!(address = %running.address(), "serving");
+    let prefetch = {
+        let state = running.state().clone();
+        let ids = settings.prefetch.clone();
+        tokio::spawn(async move { state.stacks().prefetch(&ids).await })
+    };
+    match lambda_api {
+        Some(api) => {
+            let extension = lifecycle::Extension::register(&api, NAME).await?;
+            tracing::info!("registered with the Extensions API");
+            loop {
+                match extension.next().await {
+                    Ok(lifecycle::Event::Invoke { request_id, .. }) => {
+                        tracing::debug!(%request_id, "invoke");
+                    }
+                    Ok(lifecycle::Event::Shutdown { reason, .. }) => {
+                        tracing::info!(%reason, "shutdown");
+                        break;
+                    }
+                    Err(err) => {
+                        prefetch.abort();
+                        running.stop().await;
+                        return Err(err);
+                    }
+                }
+            }
+        }
+        None => wait_for_signal().await,
+    }
+    prefetch.abort();
+    running.stop().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,563 @@
+//! The HTTP server on 127.0.0.1: AWS's routes, the checks before them, the answers.
+//!
+//! Checks run before any backend call, in the Secrets Manager Agent's order (its
+//! `server.rs`): the connection bound (429), `X-Forwarded-For` (400), the token (403; not for
+//! `/ping`), the method (405), then the route (404 for none). Every error body is AWS's
+//! `{"__type": ..., "message": ...}`; [`status_of`] maps error kinds to statuses.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use secret_loader::{ErrorKind, Secret, SecretId, VersionSelector};
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::stacks::{Stack, Stacks};
+
+/// The header a request must carry, equal to the token (AWS's and the agent's name).
+pub const TOKEN_HEADER: &str = "X-Aws-Parameters-Secrets-Token";
+
+/// What every connection shares.
+#[derive(Debug)]
+pub struct State {
+    stacks: Stacks,
+    token: String,
+    clients: Arc<Semaphore>,
+    max_clients: usize,
+}
+
+impl State {
+    /// A server's state: the stacks, the token requests must carry, the connection bound.
+    pub fn new(stacks: Stacks, token: String, max_clients: usize) -> Self {
+        Self {
+            stacks,
+            token,
+            clients: Arc::new(Semaphore::new(max_clients)),
+            max_clients,
+        }
+    }
+
+    /// The stacks served.
+    pub fn stacks(&self) -> &Stacks {
+        &self.stacks
+    }
+}
+
+type Body = Full<Bytes>;
+
+/// Serves `listener` until `shutdown` turns true, then stops accepting; connections already
+/// open finish the request in hand.
+pub async fn serve(listener: TcpListener, state: Arc<State>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stopped(&mut shutdown) => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(%err, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let permit = state.clients.clone().try_acquire_owned().ok();
+            let over = permit.is_none();
+            let service = {
+                let state = state.clone();
+                hyper::service::service_fn(move |request| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(answer(&state, request, peer, over).await) }
+                })
+            };
+            let connection = hyper::server::conn::http1::Builder::new()
+                .keep_alive(!over)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(err) = result {
+                        tracing::debug!(%err, "connection ended");
+                    }
+                }
+                () = stopped(&mut stop) => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Resolves once a shutdown is asked for (or the sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// One request: the checks, then the route.
+async fn answer(
+    state: &State,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    over: bool,
+) -> Response<Body> {
+    if over {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "ThrottlingException",
+            &format!(
+                "connection limit exceeded ({} open connections)",
+                state.max_clients
+            ),
+        );
+    }
+    // A proxy in front of us would make every caller look local: refuse (the agent's check).
+    if request.headers().contains_key("x-forwarded-for") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestException",
+            "requests through a proxy (X-Forwarded-For) are refused",
+        );
+    }
+    let path = request.uri().path().to_owned();
+    if path != "/ping" && !token_matches(&request, &state.token) {
+        tracing::warn!(%peer, %path, "refused: missing or wrong token");
+        return error(
+            StatusCode::FORBIDDEN,
+            "UnrecognizedClientException",
+            &format!("missing or wrong {TOKEN_HEADER} header"),
+        );
+    }
+    if request.method() != Method::GET {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "InvalidRequestException",
+            "only GET is allowed",
+        );
+    }
+    let query = match parse_query(request.uri().query()) {
+        Ok(query) => query,
+        Err(message) => return error(StatusCode::BAD_REQUEST, "ValidationException", &message),
+    };
+    let result = match path.as_str() {
+        "/ping" => return text(StatusCode::OK, "healthy"),
+        "/secretsmanager/get" => secretsmanager(state, &query, None).await,
+        "/systemsmanager/parameters/get" | "/systemsmanager/parameters/get/" => {
+            parameter(state, &query).await
+        }
+        "/secret-loader/get" => generic(state, &query).await,
+        path => match path.strip_prefix("/v1/") {
+            Some(id) => match percent_encoding::percent_decode_str(id).decode_utf8() {
+                Ok(id) if !id.is_empty() => secretsmanager(state, &query, Some(&id)).await,
+                _ => Err(Failure::bad_request("missing secret ID")),
+            },
+            None => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "UnknownOperationException",
+                    &format!("no route {path}"),
+                );
+            }
+        },
+    };
+    match result {
+        Ok(response) => response,
+        Err(failure) => error(failure.status, failure.code, &failure.message),
+    }
+}
+
+/// The token check, in constant time.
+fn token_matches(request: &Request<Incoming>, token: &str) -> bool {
+    let Some(given) = request.headers().get(TOKEN_HEADER) else {
+        return false;
+    };
+    let (given, want) = (given.as_bytes(), token.as_bytes());
+    given.len() == want.len()
+        && given
+            .iter()
+            .zip(want)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+/// Query parameters, each at most once.
+fn parse_query(query: Option<&str>) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if out.insert(key.to_string(), value.to_string()).is_some() {
+            return Err(format!("parameter {key} given twice"));
+        }
+    }
+    Ok(out)
+}
+
+/// Why a route failed: status, AWS error code, message (never a value).
+#[derive(Debug)]
+struct Failure {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl Failure {
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "ValidationException",
+            message: message.into(),
+        }
+    }
+}
+
+/// The status and AWS error code of each error kind; `not_found` is the route's own code
+/// (`ResourceNotFoundException` or `ParameterNotFound`).
+pub fn status_of(kind: ErrorKind, not_found: &'static str) -> (StatusCode, &'static str) {
+    match kind {
+        ErrorKind::NotFound => (StatusCode::NOT_FOUND, not_found),
+        ErrorKind::AccessDenied => (StatusCode::FORBIDDEN, "AccessDeniedException"),
+        ErrorKind::DecryptionFailed => (StatusCode::FORBIDDEN, "DecryptionFailure"),
+        ErrorKind::Throttled => (StatusCode::TOO_MANY_REQUESTS, "ThrottlingException"),
+        ErrorKind::Transient => (StatusCode::BAD_GATEWAY, "ServiceUnavailableException"),
+        ErrorKind::InvalidId | ErrorKind::Unsupported | ErrorKind::InvalidConfig => {
+            (StatusCode::BAD_REQUEST, "ValidationException")
+        }
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
+    }
+}
+
+/// Reads through `stack` within its deadline.
+async fn read(
+    stack: &Stack,
+    id: &SecretId,
+    version: &VersionSelector,
+    refresh: bool,
+    not_found: &'static str,
+) -> Result<Secret, Failure> {
+    match tokio::time::timeout(stack.timeout(), stack.get(id, version, refresh)).await {
+        Ok(Ok(secret)) => Ok(secret),
+        Ok(Err(err)) => {
+            let (status, code) = status_of(err.kind(), not_found);
+            tracing::info!(stack = stack.name(), %id, kind = ?err.kind(), "read failed");
+            Err(Failure {
+                status,
+                code,
+                message: err.display_chain().to_string(),
+            })
+        }
+        Err(_) => Err(Failure {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            code: "TimeoutError",
+            message: format!(
+                "no answer from {} within {} ms",
+                stack.name(),
+                stack.timeout().as_millis()
+            ),
+        }),
+    }
+}
+
+fn take_only(query: &BTreeMap<String, String>, allowed: &[&str]) -> Result<(), Failure> {
+    match query.keys().find(|key| !allowed.contains(&key.as_str())) {
+        Some(key) => Err(Failure::bad_request(format!(
+            "unknown parameter {key}; valid: {}",
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn flag(query: &BTreeMap<String, String>, name: &str) -> Result<bool, Failure> {
+    match query.get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(_) => Err(Failure::bad_request(format!("invalid {name} value"))),
+    }
+}
+
+fn secret_version(query: &BTreeMap<String, String>) -> Result<VersionSelector, Failure> {
+    match (query.get("versionId"), query.get("versionStage")) {
+        (Some(_), Some(_)) => Err(Failure::bad_request(
+            "give versionId or versionStage, not both",
+        )),
+        (Some(id), None) => Ok(VersionSelector::Id(id.clone())),
+        (None, Some(stage)) => Ok(VersionSelector::Stage(stage.clone())),
+        (None, None) => Ok(VersionSelector::Current),
+    }
+}
+
+fn parse_id(text: &str) -> Result<SecretId, Failure> {
+    SecretId::new(text).map_err(|err| Failure::bad_request(err.to_string()))
+}
+
+/// `GET /secretsmanager/get?secretId=...` and `GET /v1/<id>`: `GetSecretValue`'s answer.
+async fn secretsmanager(
+    state: &State,
+    query: &BTreeMap<String, String>,
+    path_id: Option<&str>,
+) -> Result<Response<Body>, Failure> {
+    let mut allowed = vec!["versionId", "versionStage", "refreshNow"];
+    if path_id.is_none() {
+        allowed.push("secretId");
+    }
+    take_only(query, &allowed)?;
+    let id = match path_id {
+        Some(id) => id.to_owned(),
+        None => query
+            .get("secretId")
+            .filter(|id| !id.is_empty())
+            .cloned()
+            .ok_or_else(|| Failure::bad_request("missing parameter secretId"))?,
+    };
+    let stack = state.stacks.secretsmanager().ok_or_else(|| {
+        Failure::bad_request(format!(
+            "no stack serves the Secrets Manager route; stacks: {} (use /secret-loader/get?source=NAME)",
+            state.stacks.names().join(", ")
+        ))
+    })?;
+    let id = parse_id(&id)?;
+    let version = secret_version(query)?;
+    let refresh = flag(query, "refreshNow")?;
+    let secret = read(stack, &id, &version, refresh, "ResourceNotFoundException").await?;
+    Ok(json_response(&get_secret_value(&secret)))
+}
+
+/// `GET /secret-loader/get?id=...&source=NAME`: any stack, in `GetSecretValue`'s shape.
+async fn generic(
+    state: &State,
+    query: &BTreeMap<String, String>,
+) -> Result<Response<Body>, Failure> {
+    take_only(
+        query,
+        &["id", "source", "versionId", "versionStage", "refreshNow"],
+    )?;
+    let id = query
+        .get("id")
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| Failure::bad_request("missing parameter id"))?;
+    let stack = match query.get("source") {
+        Some(name) => state.stacks.named(name),
+        None => state.stacks.only(),
+    }
+    .ok_or_else(|| {
+        Failure::bad_request(format!(
+            "source: one of {} (required when there is more than one stack)",
+            state.stacks.names().join(", ")
+        ))
+    })?;
+    let id = parse_id(id)?;
+    let version = secret_version(query)?;
+    let refresh = flag(query, "refreshNow")?;
+    let secret = read(stack, &id, &version, refresh, "ResourceNotFoundException").await?;
+    Ok(json_response(&get_secret_value(&secret)))
+}
+
+/// `GET /systemsmanager/parameters/get?name=...`: `GetParameter`'s answer.
+async fn parameter(
+    state: &State,
+    query: &BTreeMap<String, String>,
+) -> Result<Response<Body>, Failure> {
+    take_only(query, &["name", "version", "label", "withDecryption"])?;
+    let name = query
+        .get("name")
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| Failure::bad_request("missing parameter name"))?;
+    let stack = state.stacks.ssm().ok_or_else(|| {
+        Failure::bad_request(format!(
+            "no stack serves the Parameter Store route; stacks: {}",
+            state.stacks.names().join(", ")
+        ))
+    })?;
+    let (version, selector) = match (query.get("version"), query.get("label")) {
+        (Some(_), Some(_)) => return Err(Failure::bad_request("give version or label, not both")),
+        (Some(number), None) => (
+            VersionSelector::Id(number.clone()),
+            Some(format!(":{number}")),
+        ),
+        (None, Some(label)) => (
+            VersionSelector::Stage(label.clone()),
+            Some(format!(":{label}")),
+        ),
+        (None, None) => (VersionSelector::Current, None),
+    };
+    let decrypt = flag(query, "withDecryption")?;
+    let id = stack.id_for_parameter(name).ok_or_else(|| {
+        Failure::bad_request(format!(
+            "`{name}` is not a parameter name stack {} reaches",
+            stack.name()
+        ))
+    })?;
+    let secret = read(stack, &id, &version, false, "ParameterNotFound").await?;
+    if !decrypt && secret.value_type().is_none_or(|t| t == "SecureString") {
+        // We read with decryption; handing the plaintext to a caller who didn't ask for it
+        // would be the surprise, so say so instead.
+        return Err(Failure::bad_request(
+            "this parameter is a SecureString: ask with withDecryption=true \
+             (the extension does not serve ciphertexts)",
+        ));
+    }
+    Ok(json_response(&get_parameter(name, selector, &secret)))
+}
+
+/// Seconds since the epoch, as AWS's JSON protocols write timestamps.
+fn epoch_seconds(time: SystemTime) -> Option<Value> {
+    let since = time.duration_since(UNIX_EPOCH).ok()?;
+    let millis = since.as_millis() as f64 / 1000.0;
+    serde_json::Number::from_f64(millis).map(Value::Number)
+}
+
+/// `GetSecretValue`'s output shape.
+pub fn get_secret_value(secret: &Secret) -> Value {
+    let mut out = Map::new();
+    if let Some(arn) = secret.arn() {
+        out.insert("ARN".into(), json!(arn));
+    }
+    out.insert(
+        "Name".into(),
+        json!(secret.name().unwrap_or(secret.id().name())),
+    );
+    if let Some(version) = secret.version_id() {
+        out.insert("VersionId".into(), json!(version));
+    }
+    let value = secret.value();
+    match value.expose_str().filter(|_| value.is_text()) {
+        Some(text) => out.insert("SecretString".into(), json!(text)),
+        None => out.insert(
+            "SecretBinary".into(),
+            json!(aws_smithy_types::base64::encode(value.expose_bytes())),
+        ),
+    };
+    if !secret.version_stages().is_empty() {
+        out.insert("VersionStages".into(), json!(secret.version_stages()));
+    }
+    if let Some(created) = secret.created().and_then(epoch_seconds) {
+        out.insert("CreatedDate".into(), created);
+    }
+    Value::Object(out)
+}
+
+/// `GetParameter`'s output shape, plus `ResultMetadata` as AWS's extension answers.
+pub fn get_parameter(name: &str, selector: Option<String>, secret: &Secret) -> Value {
+    let mut parameter = Map::new();
+    if let Some(arn) = secret.arn() {
+        parameter.insert("ARN".into(), json!(arn));
+    }
+    parameter.insert("DataType".into(), json!("text"));
+    if let Some(modified) = secret.created().and_then(epoch_seconds) {
+        parameter.insert("LastModifiedDate".into(), modified);
+    }
+    parameter.insert("Name".into(), json!(secret.name().unwrap_or(name)));
+    if let Some(selector) = selector {
+        parameter.insert("Selector".into(), json!(selector));
+    }
+    if let Some(kind) = secret.value_type() {
+        parameter.insert("Type".into(), json!(kind));
+    }
+    let value = secret.value();
+    let text = value.expose_str().map_or_else(
+        || aws_smithy_types::base64::encode(value.expose_bytes()),
+        str::to_owned,
+    );
+    parameter.insert("Value".into(), json!(text));
+    if let Some(version) = secret.version_id().and_then(|v| v.parse::<i64>().ok()) {
+        parameter.insert("Version".into(), json!(version));
+    }
+    json!({ "Parameter": parameter, "ResultMetadata": {} })
+}
+
+fn json_response(value: &Value) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    response
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response
+}
+
+/// An error in AWS's form: `{"__type": code, "message": ...}`.
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    let mut response = json_response(&json!({ "__type": code, "message": message }));
+    *response.status_mut() = status;
+    if status == StatusCode::TOO_MANY_REQUESTS && message.starts_with("connection limit") {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use secret_loader::SecretValue;
+
+    use super::*;
+
+    #[test]
+    fn get_secret_value_has_aws_s_fields() {
+        let id = SecretId::new("app/db").unwrap();
+        let secret = Secret::new(id.clone(), "secretsmanager", SecretValue::text("v"))
+            .with_version_id(Some("v1".into()))
+            .with_version_stages(vec!["AWSCURRENT".into()])
+            .with_arn(Some(
+                "arn:aws:secretsmanager:us-east-1:1:secret:app/db-AbCdEf".into(),
+            ))
+            .with_created(Some(
+                UNIX_EPOCH + std::time::Duration::from_millis(1_569_534_789_046),
+            ));
+        let body = get_secret_value(&secret);
+        assert_eq!(body["Name"], "app/db");
+        assert_eq!(body["SecretString"], "v");
+        assert_eq!(body["VersionStages"], json!(["AWSCURRENT"]));
+        assert_eq!(body["CreatedDate"], json!(1_569_534_789.046));
+        let binary = Secret::new(id, "s3+kms", SecretValue::binary(vec![0xff, 0]));
+        let body = get_secret_value(&binary);
+        assert_eq!(body["SecretBinary"], "/wA=");
+        assert!(body.get("SecretString").is_none() && body.get("ARN").is_none());
+    }
+
+    #[test]
+    fn every_kind_has_a_distinct_status_where_callers_act_differently() {
+        let statuses: Vec<_> = [
+            ErrorKind::NotFound,
+            ErrorKind::AccessDenied,
+            ErrorKind::Throttled,
+            ErrorKind::Transient,
+            ErrorKind::InvalidId,
+        ]
+        .into_iter()
+        .map(|kind| status_of(kind, "ResourceNotFoundException").0)
+        .collect();
+        let mut unique = statuses.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), statuses.len(), "{statuses:?}");
+    }
+
+    #[test]
+    fn query_parameters_are_decoded_once_and_not_repeated() {
+        let query = parse_query(Some("secretId=a%2Fb&versionStage=AWSCURRENT")).unwrap();
+        assert_eq!(query["secretId"], "a/b");
+        assert!(parse_query(Some("a=1&a=2")).is_err());
+    }
+}

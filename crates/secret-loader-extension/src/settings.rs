@@ -1,0 +1,370 @@
+//! The switches: AWS's Parameters and Secrets Lambda Extension's environment variables with
+//! their meanings, and ours beside them (`SECRET_LOADER_EXTENSION_*`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT`: the port on 127.0.0.1 (default 2773).
+pub const PORT_ENV: &str = "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT";
+/// `SECRETS_MANAGER_TTL`: seconds a secret stays cached (default 300; 0 = no cache).
+pub const SECRETS_MANAGER_TTL_ENV: &str = "SECRETS_MANAGER_TTL";
+/// `SSM_PARAMETER_STORE_TTL`: seconds a parameter stays cached (default 300; 0 = no cache).
+pub const SSM_TTL_ENV: &str = "SSM_PARAMETER_STORE_TTL";
+/// `PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED`: `TRUE` (default) or `FALSE`.
+pub const CACHE_ENABLED_ENV: &str = "PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED";
+/// `PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE`: entries per cache (default 1000; 0 = no cache).
+pub const CACHE_SIZE_ENV: &str = "PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE";
+/// `PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS`: requests to AWS in flight at once, per
+/// stack (default 3).
+pub const MAX_CONNECTIONS_ENV: &str = "PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS";
+/// `PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL`: `DEBUG`, `INFO` (default), `WARN`, `ERROR`,
+/// `NONE`.
+pub const LOG_LEVEL_ENV: &str = "PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL";
+/// `SECRETS_MANAGER_TIMEOUT_MILLIS`: deadline of a Secrets Manager read (0 = ours, 15 s).
+pub const SECRETS_MANAGER_TIMEOUT_ENV: &str = "SECRETS_MANAGER_TIMEOUT_MILLIS";
+/// `SSM_PARAMETER_STORE_TIMEOUT_MILLIS`: deadline of a Parameter Store read (0 = ours, 15 s).
+pub const SSM_TIMEOUT_ENV: &str = "SSM_PARAMETER_STORE_TIMEOUT_MILLIS";
+
+/// `SECRET_LOADER_EXTENSION_STACKS`: a JSON object of stack name → source URL.
+pub const STACKS_ENV: &str = "SECRET_LOADER_EXTENSION_STACKS";
+/// `SECRET_LOADER_EXTENSION_TOKEN_ENV`: the variable holding the token (default
+/// `AWS_SESSION_TOKEN`).
+pub const TOKEN_ENV_ENV: &str = "SECRET_LOADER_EXTENSION_TOKEN_ENV";
+/// `SECRET_LOADER_EXTENSION_MAX_CLIENTS`: open client connections at once (default 800, the
+/// Secrets Manager Agent's); beyond it a request gets 429.
+pub const MAX_CLIENTS_ENV: &str = "SECRET_LOADER_EXTENSION_MAX_CLIENTS";
+/// `SECRET_LOADER_EXTENSION_PREFETCH`: ids to read at start, comma-separated (`id` for the
+/// Secrets Manager route's stack, `stack:id` for another).
+pub const PREFETCH_ENV: &str = "SECRET_LOADER_EXTENSION_PREFETCH";
+
+/// The default port, AWS's.
+pub const DEFAULT_PORT: u16 = 2773;
+/// The default deadline of one read when the switch is 0: the library's whole-call timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Log levels, as AWS names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// `DEBUG`.
+    Debug,
+    /// `INFO`.
+    Info,
+    /// `WARN`.
+    Warn,
+    /// `ERROR`.
+    Error,
+    /// `NONE`: no logs.
+    None,
+}
+
+/// Everything the extension reads from its environment. `Debug` leaves the token out.
+#[derive(Clone, PartialEq)]
+pub struct Settings {
+    /// The port on 127.0.0.1.
+    pub port: u16,
+    /// Cache lifetime of the Secrets Manager route's stack; `None`: no cache.
+    pub secrets_manager_ttl: Option<Duration>,
+    /// Cache lifetime of the Parameter Store route's stack; `None`: no cache.
+    pub ssm_ttl: Option<Duration>,
+    /// Entries per cache.
+    pub cache_size: usize,
+    /// Requests to AWS in flight at once, per stack.
+    pub max_connections: usize,
+    /// Open client connections at once.
+    pub max_clients: usize,
+    /// Log level.
+    pub log_level: LogLevel,
+    /// Deadline of one Secrets Manager read.
+    pub secrets_manager_timeout: Duration,
+    /// Deadline of one Parameter Store read.
+    pub ssm_timeout: Duration,
+    /// The variable whose value the token header must equal.
+    pub token_variable: String,
+    /// The token (that variable's value).
+    pub token: String,
+    /// Stacks by name: from [`STACKS_ENV`], else `SECRET_LOADER_SOURCE` / `SECRET_LOADER_CONFIG`
+    /// as `default`, else AWS's two (`secretsmanager://` and `ssm://`).
+    pub stacks: StackSource,
+    /// Ids to read at start: (stack name or `None` for the Secrets Manager route's, id).
+    pub prefetch: Vec<(Option<String>, String)>,
+}
+
+/// Where the stacks come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StackSource {
+    /// [`STACKS_ENV`]: name → source URL.
+    Named(BTreeMap<String, String>),
+    /// `SECRET_LOADER_SOURCE` or `SECRET_LOADER_CONFIG`: one stack, `default`.
+    Single(Box<secret_loader::Config>),
+    /// Nothing configured: `secretsmanager://` and `ssm://`, as AWS's extension serves.
+    AwsDefaults,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("port", &self.port)
+            .field("secrets_manager_ttl", &self.secrets_manager_ttl)
+            .field("ssm_ttl", &self.ssm_ttl)
+            .field("cache_size", &self.cache_size)
+            .field("max_connections", &self.max_connections)
+            .field("max_clients", &self.max_clients)
+            .field("log_level", &self.log_level)
+            .field("secrets_manager_timeout", &self.secrets_manager_timeout)
+            .field("ssm_timeout", &self.ssm_timeout)
+            .field("token_variable", &self.token_variable)
+            .field("token", &"[REDACTED]")
+            .field("stacks", &self.stacks)
+            .field("prefetch", &self.prefetch)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// The settings from this process's environment.
+    ///
+    /// # Errors
+    /// One message naming the variable and what is valid.
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The settings from another variable lookup (tests, `secret-loader serve`).
+    ///
+    /// # Errors
+    /// As [`Settings::from_env`].
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let number = |name: &str, default: u64, max: u64| -> Result<u64, String> {
+            match get(name) {
+                None => Ok(default),
+                Some(text) => text
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= max)
+                    .ok_or_else(|| {
+                        format!("{name}=`{text}`: expected a whole number from 0 to {max}")
+                    }),
+            }
+        };
+        let port = number(PORT_ENV, u64::from(DEFAULT_PORT), 65_535)?;
+        if port == 0 {
+            return Err(format!("{PORT_ENV}=0: expected a port from 1 to 65535"));
+        }
+        let cache_enabled = match get(CACHE_ENABLED_ENV).map(|v| v.to_ascii_lowercase()) {
+            None => true,
+            Some(v) if v == "true" => true,
+            Some(v) if v == "false" => false,
+            Some(v) => return Err(format!("{CACHE_ENABLED_ENV}=`{v}`: expected TRUE or FALSE")),
+        };
+        let cache_size = number(CACHE_SIZE_ENV, 1000, 1_000_000)? as usize;
+        // No 300 s cap (AWS's): a day at most, which is what "rotate daily" needs.
+        let ttl = |name| -> Result<Option<Duration>, String> {
+            let seconds = number(name, 300, 86_400)?;
+            Ok((cache_enabled && cache_size > 0 && seconds > 0)
+                .then(|| Duration::from_secs(seconds)))
+        };
+        let timeout = |name| -> Result<Duration, String> {
+            Ok(match number(name, 0, 600_000)? {
+                0 => DEFAULT_TIMEOUT,
+                millis => Duration::from_millis(millis),
+            })
+        };
+        let max_connections = number(MAX_CONNECTIONS_ENV, 3, 10_000)? as usize;
+        if max_connections == 0 {
+            return Err(format!("{MAX_CONNECTIONS_ENV}=0: expected at least 1"));
+        }
+        let max_clients = number(MAX_CLIENTS_ENV, 800, 100_000)? as usize;
+        if max_clients == 0 {
+            return Err(format!("{MAX_CLIENTS_ENV}=0: expected at least 1"));
+        }
+        let log_level = match get(LOG_LEVEL_ENV)
+            .map(|v| v.to_ascii_uppercase())
+            .as_deref()
+        {
+            None | Some("INFO") => LogLevel::Info,
+            Some("DEBUG") => LogLevel::Debug,
+            Some("WARN") => LogLevel::Warn,
+            Some("ERROR") => LogLevel::Error,
+            Some("NONE") => LogLevel::None,
+            Some(other) => {
+                return Err(format!(
+                    "{LOG_LEVEL_ENV}=`{other}`: expected DEBUG, INFO, WARN, ERROR or NONE"
+                ));
+            }
+        };
+        let token_variable = get(TOKEN_ENV_ENV).unwrap_or_else(|| "AWS_SESSION_TOKEN".to_owned());
+        let token = get(&token_variable).ok_or_else(|| {
+            format!(
+                "{token_variable} is not set: every request must carry it in \
+                 X-Aws-Parameters-Secrets-Token (name another variable with {TOKEN_ENV_ENV})"
+            )
+        })?;
+        let stacks =
+            match get(STACKS_ENV) {
+                Some(json) => {
+                    let stacks: BTreeMap<String, String> = serde_json::from_str(&json).map_err(|e| {
+                    format!("{STACKS_ENV} must be a JSON object of stack name to source URL: {e}")
+                })?;
+                    if stacks.is_empty() {
+                        return Err(format!("{STACKS_ENV} names no stack"));
+                    }
+                    StackSource::Named(stacks)
+                }
+                None if get(secret_loader::config::SOURCE_ENV).is_some()
+                    || get(secret_loader::config::CONFIG_FILE_ENV).is_some() =>
+                {
+                    let config = secret_loader::Config::from_lookup(&lookup)
+                        .map_err(|e| e.display_chain().to_string())?;
+                    StackSource::Single(Box::new(config))
+                }
+                None => StackSource::AwsDefaults,
+            };
+        let prefetch = get(PREFETCH_ENV)
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(|item| match item.split_once(':') {
+                        // `arn:...` is an id, not `stack:id`.
+                        Some((stack, id)) if stack != "arn" => {
+                            (Some(stack.to_owned()), id.to_owned())
+                        }
+                        _ => (None, item.to_owned()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            port: port as u16,
+            secrets_manager_ttl: ttl(SECRETS_MANAGER_TTL_ENV)?,
+            ssm_ttl: ttl(SSM_TTL_ENV)?,
+            cache_size: cache_size.max(1),
+            max_connections,
+            max_clients,
+            log_level,
+            secrets_manager_timeout: timeout(SECRETS_MANAGER_TIMEOUT_ENV)?,
+            ssm_timeout: timeout(SSM_TIMEOUT_ENV)?,
+            token_variable,
+            token,
+            stacks,
+            prefetch,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, String> {
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_aws_s_with_the_session_token() {
+        let s = settings(&[("AWS_SESSION_TOKEN", "tok")]).unwrap();
+        assert_eq!(s.port, 2773);
+        assert_eq!(s.secrets_manager_ttl, Some(Duration::from_secs(300)));
+        assert_eq!(s.ssm_ttl, Some(Duration::from_secs(300)));
+        assert_eq!(
+            (s.cache_size, s.max_connections, s.max_clients),
+            (1000, 3, 800)
+        );
+        assert_eq!(s.log_level, LogLevel::Info);
+        assert_eq!(s.secrets_manager_timeout, DEFAULT_TIMEOUT);
+        assert_eq!(
+            (s.token_variable.as_str(), s.token.as_str()),
+            ("AWS_SESSION_TOKEN", "tok")
+        );
+        assert_eq!(s.stacks, StackSource::AwsDefaults);
+    }
+
+    #[test]
+    fn switches_keep_aws_s_meanings() {
+        let s = settings(&[
+            ("AWS_SESSION_TOKEN", "tok"),
+            (PORT_ENV, "9000"),
+            (SECRETS_MANAGER_TTL_ENV, "3600"),
+            (SSM_TTL_ENV, "0"),
+            (CACHE_SIZE_ENV, "10"),
+            (MAX_CONNECTIONS_ENV, "8"),
+            (LOG_LEVEL_ENV, "debug"),
+            (SECRETS_MANAGER_TIMEOUT_ENV, "250"),
+            (
+                PREFETCH_ENV,
+                "a/b, s3:c ,arn:aws:secretsmanager:us-east-1:1:secret:x-AbCdEf",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(s.port, 9000);
+        assert_eq!(
+            s.secrets_manager_ttl,
+            Some(Duration::from_secs(3600)),
+            "no 300 s cap"
+        );
+        assert_eq!(s.ssm_ttl, None, "0 turns the cache off");
+        assert_eq!(s.cache_size, 10);
+        assert_eq!(s.max_connections, 8);
+        assert_eq!(s.log_level, LogLevel::Debug);
+        assert_eq!(s.secrets_manager_timeout, Duration::from_millis(250));
+        assert_eq!(
+            s.prefetch,
+            [
+                (None, "a/b".to_owned()),
+                (Some("s3".to_owned()), "c".to_owned()),
+                (
+                    None,
+                    "arn:aws:secretsmanager:us-east-1:1:secret:x-AbCdEf".to_owned()
+                ),
+            ]
+        );
+        let off = settings(&[("AWS_SESSION_TOKEN", "t"), (CACHE_ENABLED_ENV, "FALSE")]).unwrap();
+        assert_eq!((off.secrets_manager_ttl, off.ssm_ttl), (None, None));
+        let zero = settings(&[("AWS_SESSION_TOKEN", "t"), (CACHE_SIZE_ENV, "0")]).unwrap();
+        assert_eq!(
+            zero.secrets_manager_ttl, None,
+            "size 0 turns the caches off"
+        );
+    }
+
+    #[test]
+    fn bad_switches_and_a_missing_token_are_refused_by_name() {
+        for (vars, says) in [
+            (vec![], "AWS_SESSION_TOKEN is not set"),
+            (vec![(PORT_ENV, "0")], PORT_ENV),
+            (vec![(PORT_ENV, "70000")], PORT_ENV),
+            (vec![(CACHE_ENABLED_ENV, "yes")], CACHE_ENABLED_ENV),
+            (vec![(LOG_LEVEL_ENV, "LOUD")], LOG_LEVEL_ENV),
+            (
+                vec![(SECRETS_MANAGER_TTL_ENV, "-1")],
+                SECRETS_MANAGER_TTL_ENV,
+            ),
+            (vec![(MAX_CONNECTIONS_ENV, "0")], MAX_CONNECTIONS_ENV),
+            (vec![(STACKS_ENV, "[]")], STACKS_ENV),
+            (vec![(STACKS_ENV, "{}")], STACKS_ENV),
+        ] {
+            let mut vars = vars;
+            if !says.contains("AWS_SESSION_TOKEN") {
+                vars.push(("AWS_SESSION_TOKEN", "t"));
+            }
+            let err = settings(&vars).unwrap_err();
+            assert!(err.contains(says), "{vars:?}: {err}");
+        }
+        let other =
+            settings(&[(TOKEN_ENV_ENV, "MY_TOKEN"), ("MY_TOKEN", "x-secret-token")]).unwrap();
+        assert_eq!(other.token, "x-secret-token");
+        assert!(
+            !format!("{other:?}").contains("x-secret-token"),
+            "Debug leaves the token out"
+        );
+    }
+}

@@ -1,0 +1,378 @@
+//! The extension's server in process: AWS's routes against the emulator, the checks that
+//! refuse before any backend call, the status of each failure, and single-flight under load
+//! (a fake Secrets Manager endpoint on loopback counts the calls).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::{Client, TOKEN, encode, get, get_secret_value_body, settings, stacks};
+use secret_loader::testing::{self as library, FakeHttp, write_response};
+use secret_loader::{SecretStore, SecretValue};
+use secret_loader_extension::settings::{MAX_CLIENTS_ENV, SECRETS_MANAGER_TIMEOUT_ENV, STACKS_ENV};
+use secret_loader_extension::{Running, TOKEN_HEADER};
+
+const CREDS: &str = r#"{"access_key":"AKIAEXTENSION","secret_key":"extension/secret"}"#;
+
+async fn start(vars: &[(&str, &str)]) -> Running {
+    secret_loader_extension::start(&settings(vars), SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap()
+}
+
+/// A fake Secrets Manager answering `GetSecretValue` with `status` after `delay`.
+fn fake_secretsmanager(status: u16, delay: Duration) -> FakeHttp {
+    FakeHttp::start(move |request, stream| {
+        std::thread::sleep(delay);
+        let name = serde_json::from_slice::<serde_json::Value>(&request.body)
+            .ok()
+            .and_then(|v| v["SecretId"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let body = if status == 200 {
+            get_secret_value_body(&name, CREDS)
+        } else {
+            r#"{"__type":"InternalServiceError","Message":"down"}"#.to_owned()
+        };
+        write_response(
+            stream,
+            status,
+            &[("Content-Type", "application/x-amz-json-1.1")],
+            body.as_bytes(),
+        );
+    })
+}
+
+fn fake_stack(fake: &FakeHttp) -> String {
+    stacks(&[(
+        "secretsmanager",
+        &format!(
+            "secretsmanager://?region=us-east-1&endpoint_url={}&max_attempts=1",
+            fake.endpoint()
+        ),
+    )])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_routes_answer_in_the_services_shapes() {
+    let id = library::unique_id("ext");
+    let sm = library::secretsmanager().await;
+    sm.put(&id, &SecretValue::text(CREDS)).await.unwrap();
+    let ssm = library::ssm().await;
+    ssm.put(&id, &SecretValue::text("parameter-value"))
+        .await
+        .unwrap();
+    // Nothing configured: AWS's two stacks, with AWS's default caches.
+    let running = start(&[]).await;
+    let address = running.address();
+
+    let answer = get(
+        address,
+        &format!("/secretsmanager/get?secretId={}", encode(id.as_str())),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body = answer.json();
+    assert_eq!(body["SecretString"], CREDS);
+    assert_eq!(body["Name"], id.as_str());
+    assert!(
+        body["ARN"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:secretsmanager:")
+    );
+    assert_eq!(body["VersionStages"], serde_json::json!(["AWSCURRENT"]));
+    assert!(body["CreatedDate"].is_number(), "{body}");
+    // The agent's route, the id percent-encoded in the path.
+    let v1 = get(address, &format!("/v1/{}", encode(id.as_str()))).await;
+    assert_eq!(v1.json()["SecretString"], CREDS);
+
+    // Cached for SECRETS_MANAGER_TTL: a new version is not seen until refreshNow.
+    sm.put(&id, &SecretValue::text("second")).await.unwrap();
+    let path = format!("/secretsmanager/get?secretId={}", encode(id.as_str()));
+    assert_eq!(get(address, &path).await.json()["SecretString"], CREDS);
+    let refreshed = get(address, &format!("{path}&refreshNow=true")).await;
+    assert_eq!(refreshed.json()["SecretString"], "second");
+    assert_eq!(get(address, &path).await.json()["SecretString"], "second");
+    let previous = get(address, &format!("{path}&versionStage=AWSPREVIOUS")).await;
+    assert_eq!(previous.json()["SecretString"], CREDS);
+
+    // Parameter Store, by its name.
+    let name = format!("/{id}");
+    let parameter = get(
+        address,
+        &format!(
+            "/systemsmanager/parameters/get?name={}&withDecryption=true",
+            encode(&name)
+        ),
+    )
+    .await;
+    assert_eq!(parameter.status, 200, "{}", parameter.body);
+    let body = parameter.json();
+    assert_eq!(body["Parameter"]["Value"], "parameter-value");
+    assert_eq!(body["Parameter"]["Name"], name);
+    assert_eq!(body["Parameter"]["Type"], "SecureString");
+    assert_eq!(body["Parameter"]["Version"], 1);
+    assert_eq!(body["ResultMetadata"], serde_json::json!({}));
+    let by_version = get(
+        address,
+        &format!(
+            "/systemsmanager/parameters/get?name={}&version=1&withDecryption=true",
+            encode(&name)
+        ),
+    )
+    .await;
+    assert_eq!(by_version.json()["Parameter"]["Selector"], ":1");
+    // A SecureString without withDecryption: refused rather than decrypted unasked.
+    let plain = get(
+        address,
+        &format!("/systemsmanager/parameters/get?name={}", encode(&name)),
+    )
+    .await;
+    assert_eq!(plain.status, 400, "{}", plain.body);
+
+    // Not found, by route.
+    let missing = get(address, "/secretsmanager/get?secretId=no/such/secret").await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["__type"], "ResourceNotFoundException");
+    let missing = get(
+        address,
+        "/systemsmanager/parameters/get?name=/no/such/parameter&withDecryption=true",
+    )
+    .await;
+    assert_eq!(
+        (missing.status, missing.json()["__type"].as_str()),
+        (404, Some("ParameterNotFound"))
+    );
+    running.stop().await;
+}
+
+/// Other backends through the generic route, and through AWS's route under its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_backend_serves_the_generic_route_and_aws_s_route_by_name() {
+    let key = library::kms_key().await;
+    let root = tempfile::tempdir().unwrap();
+    let id = library::unique_id("ext-file");
+    library::file_kms(root.path(), &key)
+        .await
+        .put(&id, &SecretValue::binary(vec![0xff, 0x00, 0x01]))
+        .await
+        .unwrap();
+    let url = format!(
+        "file+kms://{}?kms_key_id={key}&memory_ttl=5m",
+        root.path().display()
+    );
+    let running = start(&[(
+        STACKS_ENV,
+        &stacks(&[("efs", &url), ("secretsmanager", &url)]),
+    )])
+    .await;
+    let address = running.address();
+    let generic = get(
+        address,
+        &format!("/secret-loader/get?source=efs&id={}", encode(id.as_str())),
+    )
+    .await;
+    assert_eq!(generic.status, 200, "{}", generic.body);
+    assert_eq!(generic.json()["SecretBinary"], "/wAB");
+    // Code written for AWS's extension reads EFS unchanged.
+    let aws_route = get(
+        address,
+        &format!("/secretsmanager/get?secretId={}", encode(id.as_str())),
+    )
+    .await;
+    assert_eq!(aws_route.json()["SecretBinary"], "/wAB");
+    // Two stacks: the generic route needs `source`.
+    let ambiguous = get(
+        address,
+        &format!("/secret-loader/get?id={}", encode(id.as_str())),
+    )
+    .await;
+    assert_eq!(ambiguous.status, 400);
+    assert!(ambiguous.body.contains("efs"), "{}", ambiguous.body);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_before_any_backend_call() {
+    let fake = fake_secretsmanager(200, Duration::ZERO);
+    let running = start(&[(STACKS_ENV, &fake_stack(&fake))]).await;
+    let address = running.address();
+    let path = "/secretsmanager/get?secretId=app/db";
+    // (what, path, headers, status, __type)
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        ("no token", path, vec![], 403, "UnrecognizedClientException"),
+        (
+            "wrong token",
+            path,
+            vec![(TOKEN_HEADER, "nope")],
+            403,
+            "UnrecognizedClientException",
+        ),
+        (
+            "token of another length",
+            path,
+            vec![(TOKEN_HEADER, "test-session-token-and-more")],
+            403,
+            "UnrecognizedClientException",
+        ),
+        (
+            "through a proxy",
+            path,
+            vec![(TOKEN_HEADER, TOKEN), ("X-Forwarded-For", "10.0.0.1")],
+            400,
+            "InvalidRequestException",
+        ),
+        (
+            "unknown route",
+            "/secretsmanager/put",
+            vec![(TOKEN_HEADER, TOKEN)],
+            404,
+            "UnknownOperationException",
+        ),
+        (
+            "unknown parameter",
+            "/secretsmanager/get?secretId=a&stage=x",
+            vec![(TOKEN_HEADER, TOKEN)],
+            400,
+            "ValidationException",
+        ),
+        (
+            "no id",
+            "/secretsmanager/get",
+            vec![(TOKEN_HEADER, TOKEN)],
+            400,
+            "ValidationException",
+        ),
+        (
+            "escaping id",
+            "/secretsmanager/get?secretId=../etc/passwd",
+            vec![(TOKEN_HEADER, TOKEN)],
+            400,
+            "ValidationException",
+        ),
+        (
+            "both selectors",
+            "/secretsmanager/get?secretId=a&versionId=1&versionStage=x",
+            vec![(TOKEN_HEADER, TOKEN)],
+            400,
+            "ValidationException",
+        ),
+        (
+            "bad refreshNow",
+            "/secretsmanager/get?secretId=a&refreshNow=maybe",
+            vec![(TOKEN_HEADER, TOKEN)],
+            400,
+            "ValidationException",
+        ),
+    ];
+    for (what, path, headers, status, code) in cases {
+        let answer = Client::connect(address)
+            .await
+            .request("GET", path, &headers)
+            .await;
+        assert_eq!(answer.status, status, "{what}: {}", answer.body);
+        assert_eq!(answer.json()["__type"], code, "{what}");
+        assert!(answer.json()["message"].is_string(), "{what}");
+    }
+    let post = Client::connect(address)
+        .await
+        .request("POST", path, &[(TOKEN_HEADER, TOKEN)])
+        .await;
+    assert_eq!(post.status, 405);
+    let ping = Client::connect(address)
+        .await
+        .request("GET", "/ping", &[])
+        .await;
+    assert_eq!((ping.status, ping.body.as_str()), (200, "healthy"));
+    assert_eq!(fake.requests(), 0, "no request reached the backend");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_concurrent_requests_on_a_cold_id_make_one_backend_call() {
+    let fake = fake_secretsmanager(200, Duration::from_millis(300));
+    let running = start(&[(STACKS_ENV, &fake_stack(&fake))]).await;
+    let address = running.address();
+    let reads = (0..64).map(|_| get(address, "/secretsmanager/get?secretId=app/cold"));
+    for answer in futures_util::future::join_all(reads).await {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.json()["SecretString"], CREDS);
+    }
+    assert_eq!(fake.requests(), 1);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_backend_fails_everyone_in_one_call_and_the_next_request_tries_again() {
+    let delay = Duration::from_millis(300);
+    let fake = fake_secretsmanager(500, delay);
+    let running = start(&[(STACKS_ENV, &fake_stack(&fake))]).await;
+    let address = running.address();
+    let started = Instant::now();
+    let reads = (0..64).map(|_| get(address, "/secretsmanager/get?secretId=app/down"));
+    for answer in futures_util::future::join_all(reads).await {
+        assert_eq!(answer.status, 502, "{}", answer.body);
+        assert_eq!(answer.json()["__type"], "ServiceUnavailableException");
+    }
+    let took = started.elapsed();
+    assert_eq!(fake.requests(), 1, "one call for all 64");
+    assert!(
+        took < delay * 3,
+        "all answered within about one call's time: {took:?}"
+    );
+    let again = get(address, "/secretsmanager/get?secretId=app/down").await;
+    assert_eq!(again.status, 502);
+    assert_eq!(fake.requests(), 2, "an error is not cached");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_past_the_deadline_is_a_504() {
+    let fake = fake_secretsmanager(200, Duration::from_secs(3));
+    let running = start(&[
+        (STACKS_ENV, &fake_stack(&fake)),
+        (SECRETS_MANAGER_TIMEOUT_ENV, "200"),
+    ])
+    .await;
+    let started = Instant::now();
+    let answer = get(running.address(), "/secretsmanager/get?secretId=app/slow").await;
+    assert_eq!(answer.status, 504, "{}", answer.body);
+    assert_eq!(answer.json()["__type"], "TimeoutError");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_bound_are_answered_429() {
+    let fake = fake_secretsmanager(200, Duration::ZERO);
+    let running = start(&[(STACKS_ENV, &fake_stack(&fake)), (MAX_CLIENTS_ENV, "2")]).await;
+    let address = running.address();
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut client = Client::connect(address).await;
+        assert_eq!(client.get("/ping").await.status, 200);
+        open.push(client);
+    }
+    let third = get(address, "/secretsmanager/get?secretId=app/x").await;
+    assert_eq!(third.status, 429, "{}", third.body);
+    assert_eq!(third.json()["__type"], "ThrottlingException");
+    drop(open);
+    // Once they close, there is room again.
+    let mut served = false;
+    for _ in 0..50 {
+        if get(address, "/ping").await.status == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served);
+    assert_eq!(fake.requests(), 0);
+    running.stop().await;
+}
