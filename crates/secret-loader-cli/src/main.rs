@@ -72,6 +72,13 @@ enum Command {
     Seal(SealArgs),
     /// Compare the backends: cold and warm latency, calls and cost per read, as a report.
     Bench(bench::BenchArgs),
+    /// Serve secrets to other processes over HTTP on 127.0.0.1, with the routes, header and
+    /// switches of AWS's Parameters and Secrets Lambda Extension (the local agent; the same
+    /// server as the `secret-loader-extension` Lambda extension). Stacks: --source/--config
+    /// (one stack), SECRET_LOADER_EXTENSION_STACKS (several), else Secrets Manager and
+    /// Parameter Store. Requests must carry X-Aws-Parameters-Secrets-Token equal to
+    /// $AWS_SESSION_TOKEN (or the variable SECRET_LOADER_EXTENSION_TOKEN_ENV names).
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +108,13 @@ struct PutArgs {
     /// Store the value as binary (SecretBinary) even if it is UTF-8 text.
     #[arg(long)]
     binary: bool,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Port on 127.0.0.1 (default: PARAMETERS_SECRETS_EXTENSION_HTTP_PORT, else 2773).
+    #[arg(long, value_name = "PORT")]
+    port: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -171,6 +185,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             .await
             .map_err(Failure::Bench);
     }
+    if let Command::Serve(args) = &cli.command {
+        return serve(&cli, args).await;
+    }
     let mut config = match (&cli.source, &cli.config, &cli.command) {
         (Some(url), _, _) => Config::from_url(url)?,
         (None, Some(path), _) => Config::from_toml_file(path)?,
@@ -184,7 +201,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Get(args) => get(&config, args).await,
         Command::Put(args) => put(&config, args).await,
         Command::Seal(args) => seal(&config, args).await,
-        Command::Bench(_) => unreachable!("handled above"),
+        Command::Bench(_) | Command::Serve(_) => unreachable!("handled above"),
     };
     Ok(done?)
 }
@@ -202,6 +219,30 @@ async fn get(config: &Config, args: GetArgs) -> Result<(), Error> {
         Some(field) => write_stdout(secret.json_field(&field)?.expose_secret().as_bytes()),
         None => write_stdout(secret.value().expose_bytes()),
     }
+}
+
+/// `serve`: the extension's server outside Lambda, until SIGINT or SIGTERM.
+async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
+    use secret_loader::config::{CONFIG_FILE_ENV, SOURCE_ENV};
+    let source = cli.source.clone();
+    let config = cli.config.as_ref().map(|p| p.display().to_string());
+    let port = args.port.map(|p| p.to_string());
+    // The flags, over the environment the extension reads.
+    let lookup = |name: &str| match name {
+        n if n == SOURCE_ENV && source.is_some() => source.clone(),
+        n if n == CONFIG_FILE_ENV && config.is_some() => config.clone(),
+        secret_loader_extension::settings::PORT_ENV if port.is_some() => port.clone(),
+        _ => std::env::var(name).ok(),
+    };
+    let settings = secret_loader_extension::Settings::from_lookup(lookup)
+        .map_err(|message| Failure::Secret(Error::invalid_config(message)))?;
+    eprintln!(
+        "secret-loader: serving on 127.0.0.1:{} (token from {})",
+        settings.port, settings.token_variable
+    );
+    secret_loader_extension::run(settings, None)
+        .await
+        .map_err(|message| Failure::Secret(Error::invalid_config(message)))
 }
 
 /// The value to store: the bytes of `file`, else stdin; never empty.

@@ -473,3 +473,70 @@ fn env_reads_a_plaintext_variable_without_any_aws_configuration() {
     let err = assert_failed(&missing, 3, "plain-baseline");
     assert!(err.contains("OTHER is not set"), "{err}");
 }
+
+/// `serve`: the extension's server outside Lambda, one stack from `--source`, answering AWS's
+/// route; SIGTERM stops it cleanly.
+#[tokio::test]
+async fn serve_answers_the_secretsmanager_route_until_sigterm() {
+    use std::io::{Read, Write};
+    let id = common::secretsmanager_secret("cli-serve", r#"{"access_key":"AKIASERVE"}"#).await;
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_secret-loader"))
+        .args(["serve", "--port", &port.to_string(), "--source"])
+        .arg(format!("{}&memory_ttl=1m", secretsmanager_url()))
+        .env("AWS_SESSION_TOKEN", "serve-token")
+        .env_remove("SECRET_LOADER_EXTENSION_STACKS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let get = |token: &str| -> Option<String> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        write!(
+            stream,
+            "GET /secretsmanager/get?secretId={} HTTP/1.1\r\nHost: localhost\r\n\
+             X-Aws-Parameters-Secrets-Token: {token}\r\nConnection: close\r\n\r\n",
+            id.as_str().replace('/', "%2F")
+        )
+        .ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        Some(answer)
+    };
+    let mut answer = None;
+    for _ in 0..200 {
+        answer = get("serve-token");
+        if answer.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let answer = answer.expect("serve did not listen");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains(r#"\"access_key\":\"AKIASERVE\""#),
+        "{answer}"
+    );
+    let refused = get("wrong").unwrap();
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.wait().unwrap();
+    let mut stderr = String::new();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(exit.success(), "{exit}: {stderr}");
+    assert!(stderr.contains("serving on 127.0.0.1"), "{stderr}");
+    assert!(!stderr.contains("AKIASERVE"), "{stderr}");
+}
