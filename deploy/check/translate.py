@@ -1,8 +1,8 @@
 """Translate deploy/template.yaml (AWS SAM) to plain CloudFormation JSON, offline.
 
 checkov does not look inside AWS::Serverless::Function; on the translated template it sees the
-real AWS::Lambda::Function. The translator wants an s3:// CodeUri: a placeholder stands in for
-the package `sam build`/`sam deploy` would upload.
+real AWS::Lambda::Function. The translator wants an s3:// CodeUri (and ContentUri for the
+layer): placeholders stand in for the packages `sam build`/`sam deploy` would upload.
 
 usage: python translate.py TEMPLATE OUTPUT
 """
@@ -27,6 +27,8 @@ def main(source, output):
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"]["CodeUri"] = "s3://placeholder-bucket/placeholder.zip"
+        if resource["Type"] == "AWS::Serverless::LayerVersion":
+            resource["Properties"]["ContentUri"] = "s3://placeholder-bucket/layer.zip"
     translated = transform(template, {}, NoManagedPolicies(), passthrough_metadata=True)
     with open(output, "w", encoding="utf-8") as f:
         json.dump(translated, f, indent=2, sort_keys=True)
