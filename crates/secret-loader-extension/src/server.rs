@@ -416,9 +416,10 @@ async fn parameter(
 
 /// Seconds since the epoch, as AWS's JSON protocols write timestamps.
 fn epoch_seconds(time: SystemTime) -> Option<Value> {
+    // To the microsecond, as the services' own answers carry it.
     let since = time.duration_since(UNIX_EPOCH).ok()?;
-    let millis = since.as_millis() as f64 / 1000.0;
-    serde_json::Number::from_f64(millis).map(Value::Number)
+    let seconds = since.as_secs() as f64 + f64::from(since.subsec_micros()) / 1e6;
+    serde_json::Number::from_f64(seconds).map(Value::Number)
 }
 
 /// `GetSecretValue`'s output shape.

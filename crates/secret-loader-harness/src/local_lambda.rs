@@ -16,7 +16,7 @@
 //! Lambda environment gets an empty `/tmp`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::local_runtime::{LocalRuntime, Outcome};
+use crate::local_runtime::{Environment, LocalRuntime, Outcome};
 
 /// How long a configuration update stays `InProgress`.
 pub const UPDATE_DELAY: Duration = Duration::from_millis(300);
@@ -63,6 +63,19 @@ impl LocalLambda {
         function_name: &str,
         environment: BTreeMap<String, String>,
     ) -> Result<Self, String> {
+        Self::start_runtime(Environment::new(bootstrap), function_name, environment)
+    }
+
+    /// Serves `function_name` run as `runtime` says (any runtime command, its extensions),
+    /// with `environment` as its configured variables, on 127.0.0.1.
+    ///
+    /// # Errors
+    /// When the endpoint can't listen.
+    pub fn start_runtime(
+        runtime: Environment,
+        function_name: &str,
+        environment: BTreeMap<String, String>,
+    ) -> Result<Self, String> {
         let server = tiny_http::Server::http("127.0.0.1:0").map_err(|e| e.to_string())?;
         let address = server
             .server_addr()
@@ -76,7 +89,7 @@ impl LocalLambda {
         let mut function = Function {
             view: view.clone(),
             name: function_name.to_owned(),
-            bootstrap: bootstrap.to_owned(),
+            template: runtime,
             environment,
             updated_at: None,
             timeout: TIMEOUT,
@@ -148,7 +161,8 @@ impl Drop for LocalLambda {
 struct Function {
     view: Arc<Mutex<View>>,
     name: String,
-    bootstrap: PathBuf,
+    /// How an environment is started: the runtime command and its extensions.
+    template: Environment,
     environment: BTreeMap<String, String>,
     updated_at: Option<Instant>,
     /// How long an invocation may run before its environment is stopped.
@@ -388,17 +402,17 @@ impl Function {
             .tempdir()
             .map_err(|e| format!("cannot create the environment's TMPDIR: {e}"))?;
         let tmp = dir.path().to_string_lossy().into_owned();
-        let name = self.name.clone();
-        let mut env: Vec<(&str, &str)> = self
-            .environment
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        env.push(("TMPDIR", &tmp));
         // Lambda names the function to its code (the console's encryption helpers bind
         // ciphertexts to it).
-        env.push(("AWS_LAMBDA_FUNCTION_NAME", &name));
-        self.runtime = Some(LocalRuntime::start(&self.bootstrap, &env)?);
+        let environment = self
+            .environment
+            .iter()
+            .fold(self.template.clone(), |environment, (k, v)| {
+                environment.env(k.as_str(), v.as_str())
+            })
+            .env("TMPDIR", tmp)
+            .function_name(self.name.clone());
+        self.runtime = Some(environment.start()?);
         self.environment_dir = Some(dir);
         Ok(())
     }
@@ -486,7 +500,7 @@ while True:
         let mut function = Function {
             view: Arc::default(),
             name: "slow".into(),
-            bootstrap,
+            template: Environment::new(bootstrap),
             environment: BTreeMap::new(),
             updated_at: None,
             timeout: TIMEOUT,

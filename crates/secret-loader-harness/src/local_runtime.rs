@@ -235,9 +235,23 @@ impl LocalRuntime {
         if let Some(dir) = &environment.dir {
             runtime.current_dir(dir);
         }
-        let mut child = runtime
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", environment.program.display()))?;
+        let mut child = match runtime.spawn() {
+            Ok(child) => child,
+            Err(err) => {
+                // No environment: stop its extensions too, never leave them running.
+                for (_, mut extension) in extensions {
+                    let _ = extension.kill();
+                    let _ = extension.wait();
+                }
+                shared.0.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+                stop.store(true, Ordering::Relaxed);
+                let _ = serve.join();
+                return Err(format!(
+                    "cannot start {}: {err}",
+                    environment.program.display()
+                ));
+            }
+        };
         readers.extend(collect_child(&mut child, &logs));
         Ok(Self {
             shared,
