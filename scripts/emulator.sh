@@ -11,6 +11,8 @@ ESDK_CLI_VERSION="4.3.0"
 # AWS's Lambda runtime interface client for Python: runs the Python functions of the extension
 # tests under the local Runtime API (boto3 and botocore come with moto).
 AWSLAMBDARIC_VERSION="4.2.2"
+# AWS Lambda Powertools for Python: its Parameters utility is one of the comparison's peers.
+POWERTOOLS_VERSION="3.37.0"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 
@@ -20,15 +22,16 @@ emulator_install() {
 import sys
 from importlib.metadata import version
 sys.exit(version('moto') != '$MOTO_VERSION' or version('aws-encryption-sdk-cli') != '$ESDK_CLI_VERSION'
-         or version('awslambdaric') != '$AWSLAMBDARIC_VERSION')
+         or version('awslambdaric') != '$AWSLAMBDARIC_VERSION'
+         or version('aws-lambda-powertools') != '$POWERTOOLS_VERSION')
 " 2>/dev/null; then
         return 0
     fi
-    echo "==> installing moto[server]==$MOTO_VERSION, aws-encryption-sdk-cli==$ESDK_CLI_VERSION and awslambdaric==$AWSLAMBDARIC_VERSION into .venv" >&2
+    echo "==> installing moto[server]==$MOTO_VERSION, aws-encryption-sdk-cli==$ESDK_CLI_VERSION, awslambdaric==$AWSLAMBDARIC_VERSION and aws-lambda-powertools==$POWERTOOLS_VERSION into .venv" >&2
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check \
         "moto[server]==$MOTO_VERSION" "aws-encryption-sdk-cli==$ESDK_CLI_VERSION" \
-        "awslambdaric==$AWSLAMBDARIC_VERSION"
+        "awslambdaric==$AWSLAMBDARIC_VERSION" "aws-lambda-powertools==$POWERTOOLS_VERSION"
 }
 
 emulator_stop() {

@@ -30,7 +30,7 @@ use secret_loader::{Config, Error, ErrorKind, SecretId, SecretValue};
 use secret_loader_harness::LocalLambda;
 
 use crate::fleet::{FleetRate, Quotas};
-use crate::report::{Invocation, Prices, ReportLine, Run, Settings, Target, TargetKind};
+use crate::report::{Invocation, PeerRun, Prices, ReportLine, Run, Settings, Target, TargetKind};
 
 /// The environment variable changed to force a cold start.
 pub(crate) const NONCE_ENV: &str = "SECRET_LOADER_BENCH_NONCE";
@@ -121,6 +121,22 @@ struct LocalArgs {
     /// The secret's name in every backend.
     #[arg(long, default_value = "secret-loader-bench/api-key", value_name = "ID")]
     secret_id: String,
+    /// Also run the Python peers in this directory (`functions/python`: boto3, Powertools,
+    /// the extension) under AWS's Python runtime client, beside the Rust function.
+    #[arg(long, value_name = "DIR")]
+    peers: Option<PathBuf>,
+    /// The Python that runs the peers (with boto3, aws-lambda-powertools and awslambdaric).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SECRET_LOADER_PYTHON",
+        default_value = "python3"
+    )]
+    python: PathBuf,
+    /// The extension the `python-extension` peer reads through; default:
+    /// `secret-loader-extension` next to this program.
+    #[arg(long, value_name = "FILE")]
+    extension: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +146,10 @@ struct LambdaArgs {
     /// The deployed comparison function (name or ARN).
     #[arg(long, value_name = "NAME")]
     function: String,
+    /// A deployed Python peer to run beside it, the same way (repeat for each; see
+    /// deploy/README.md).
+    #[arg(long = "peer", value_name = "NAME")]
+    peers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -269,7 +289,15 @@ async fn lambda(args: LambdaArgs) -> Result<(), BenchError> {
         (true, true) => TargetKind::EmulatorLoopback,
         (true, false) => TargetKind::LocalRunnerAws,
     };
-    let run = drive(&client, &args.function, &args.run, prices, kind).await?;
+    let mut run = drive(&client, &args.function, &args.run, prices, kind).await?;
+    for peer in &args.peers {
+        eprintln!("secret-loader: peer {peer}");
+        let peer_run = drive(&client, peer, &args.run, run.prices.clone(), kind).await?;
+        run.peers.push(PeerRun {
+            function: peer_run.target.function,
+            invocations: peer_run.invocations,
+        });
+    }
     finish(&run, &args.run.out)
 }
 
@@ -402,6 +430,7 @@ async fn drive(
         invocations,
         quotas,
         fleet: args.fleet.fleet.unwrap_or_default(),
+        peers: Vec::new(),
     })
 }
 
@@ -633,9 +662,11 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
     };
     let backends = backends(&bucket, &kms_key, &file_root, &id);
     // The value: random, JSON like the API keys it stands for; it is never printed.
+    // The seed's fields, which the Python peers read as the seed does.
     let value = SecretValue::text(format!(
-        r#"{{"api_key":"{}","issued_by":"secret-loader bench"}}"#,
-        random_hex(32)
+        r#"{{"access_key":"AKIA{}","secret_key":"{}","issued_by":"secret-loader bench"}}"#,
+        random_hex(8).to_uppercase(),
+        random_hex(20)
     ));
     let stacks = stacks(&backends, &kms_key);
     let mut environment = BTreeMap::from([
@@ -663,7 +694,161 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
     };
     let run = drive(&client, LOCAL_FUNCTION, &args.run, prices, kind).await;
     service.stop();
-    finish(&run?, &args.run.out)
+    let mut run = run?;
+    if let Some(dir) = &args.peers {
+        // The runtime runs in the peers' directory: resolve relative paths here, not there.
+        let absolute = |path: &Path| {
+            std::path::absolute(path)
+                .map_err(|e| BenchError::config(format!("{}: {e}", path.display())))
+        };
+        let dir = &absolute(dir)?;
+        let python = if args.python.components().count() > 1 {
+            absolute(&args.python)?
+        } else {
+            args.python.clone()
+        };
+        let peers = PeerSetup {
+            dir,
+            python: &python,
+            extension: match &args.extension {
+                Some(path) => path.clone(),
+                None => std::env::current_exe()
+                    .map_err(|e| BenchError::config(format!("cannot find this program: {e}")))?
+                    .with_file_name(secret_loader_extension::NAME),
+            },
+            id: &id,
+            backends: &backends,
+        };
+        for peer in PEERS {
+            eprintln!("secret-loader: peer {}", peer.function);
+            let service = LocalLambda::start_runtime(
+                peers.runtime(peer),
+                peer.function,
+                peers.environment(peer)?,
+            )
+            .map_err(BenchError::config)?;
+            let client = aws_sdk_lambda::Client::from_conf(
+                aws_sdk_lambda::config::Builder::from(&sdk)
+                    .endpoint_url(service.endpoint_url())
+                    .build(),
+            );
+            let peer_run = drive(&client, peer.function, &args.run, run.prices.clone(), kind).await;
+            service.stop();
+            run.peers.push(PeerRun {
+                function: peer.function.to_owned(),
+                invocations: peer_run?.invocations,
+            });
+        }
+    }
+    finish(&run, &args.run.out)
+}
+
+/// A Python peer: its function name and its module in the peers' directory.
+struct Peer {
+    function: &'static str,
+    module: &'static str,
+    /// Runs beside the extension.
+    extension: bool,
+}
+
+/// The peers, in the order the report lists them.
+const PEERS: &[Peer] = &[
+    Peer {
+        function: "python-boto3-per-read",
+        module: "boto3_per_read",
+        extension: false,
+    },
+    Peer {
+        function: "python-boto3-module",
+        module: "boto3_module",
+        extension: false,
+    },
+    Peer {
+        function: "python-powertools",
+        module: "powertools",
+        extension: false,
+    },
+    Peer {
+        function: "python-extension",
+        module: "extension",
+        extension: true,
+    },
+];
+
+/// What every peer's environment is made of.
+struct PeerSetup<'a> {
+    dir: &'a Path,
+    python: &'a Path,
+    extension: PathBuf,
+    id: &'a SecretId,
+    backends: &'a [Backend],
+}
+
+impl PeerSetup<'_> {
+    /// `python -m awslambdaric MODULE.handler` in the peers' directory, with the extension
+    /// as a layer would add it.
+    fn runtime(&self, peer: &Peer) -> secret_loader_harness::Environment {
+        let runtime = secret_loader_harness::Environment::new(self.python)
+            .args(["-m", "awslambdaric", &format!("{}.handler", peer.module)])
+            .dir(self.dir);
+        if peer.extension {
+            runtime.extension(&self.extension)
+        } else {
+            runtime
+        }
+    }
+
+    /// The peer's configuration: the secret, the parameter's name, and for the extension its
+    /// stacks (AWS's two, and the envelope backends behind the memory cache) and port.
+    fn environment(&self, peer: &Peer) -> Result<BTreeMap<String, String>, BenchError> {
+        // Where `put` through `ssm://` (the `ssm` backend above) put it.
+        let parameter = secret_loader::aws::ssm::parameter_name("", self.id)?;
+        let mut environment = BTreeMap::from([
+            (
+                secret_loader::comparison::SECRET_ID_ENV.to_owned(),
+                self.id.to_string(),
+            ),
+            ("SECRET_LOADER_BENCH_PARAMETER_NAME".to_owned(), parameter),
+            // Lambda always sets it; the extension's header must equal it.
+            ("AWS_SESSION_TOKEN".to_owned(), random_hex(16)),
+        ]);
+        if peer.extension {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| BenchError::config(format!("no free port: {e}")))?
+                .port();
+            let mut stacks = BTreeMap::from([
+                ("secretsmanager".to_owned(), "secretsmanager://".to_owned()),
+                ("ssm".to_owned(), "ssm://".to_owned()),
+            ]);
+            let mut generic = Vec::new();
+            for backend in self.backends {
+                if matches!(backend.name, "s3+kms" | "s3+sse-kms" | "file+kms") {
+                    let join = if backend.url.contains('?') { '&' } else { '?' };
+                    stacks.insert(
+                        backend.name.to_owned(),
+                        format!("{}{join}memory_ttl=5m", backend.url),
+                    );
+                    generic.push(backend.name);
+                }
+            }
+            environment.extend([
+                (
+                    "SECRET_LOADER_EXTENSION_STACKS".to_owned(),
+                    serde_json::to_string(&stacks).unwrap_or_default(),
+                ),
+                (
+                    "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT".to_owned(),
+                    port.to_string(),
+                ),
+                (
+                    "SECRET_LOADER_BENCH_EXTENSION_SOURCES".to_owned(),
+                    generic.join(","),
+                ),
+            ]);
+        }
+        Ok(environment)
+    }
 }
 
 /// Whether `url` is on this machine.

@@ -160,6 +160,18 @@ pub(crate) struct Run {
     /// The rate the fleet model's costs are for.
     #[serde(default)]
     pub(crate) fleet: FleetRate,
+    /// The peers (Python functions doing what users do today), run the same way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) peers: Vec<PeerRun>,
+}
+
+/// One peer function's invocations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PeerRun {
+    /// The function's name.
+    pub(crate) function: String,
+    /// Every invocation, in order.
+    pub(crate) invocations: Vec<Invocation>,
 }
 
 /// Nearest-rank percentile of sorted `samples`.
@@ -191,15 +203,24 @@ struct StackSummary {
     warm_calls: Calls,
     warm_reads_counted: u64,
     errors: BTreeMap<String, u32>,
+    /// For a peer's stack: the Rust stack it is set beside.
+    compare_with: Option<String>,
 }
 
 fn summarize(run: &Run) -> BTreeMap<String, StackSummary> {
+    summarize_invocations(&run.invocations)
+}
+
+fn summarize_invocations(invocations: &[Invocation]) -> BTreeMap<String, StackSummary> {
     let mut stacks: BTreeMap<String, StackSummary> = BTreeMap::new();
-    for response in run.invocations.iter().filter_map(|i| i.response.as_ref()) {
+    for response in invocations.iter().filter_map(|i| i.response.as_ref()) {
         for stack in &response.stacks {
             let summary = stacks.entry(stack.name.clone()).or_default();
             if summary.source.is_none() {
                 summary.source.clone_from(&stack.source);
+            }
+            if summary.compare_with.is_none() {
+                summary.compare_with.clone_from(&stack.compare_with);
             }
             if let Some(init) = stack.init_ms {
                 summary.init.push(init);
@@ -347,6 +368,111 @@ fn dollars(value: f64) -> String {
     } else {
         format!("${value:.4}")
     }
+}
+
+/// p50 of the `Init Duration`s of these invocations' `REPORT` lines.
+fn process_init_p50(invocations: &[Invocation]) -> Option<f64> {
+    let init = sorted(
+        invocations
+            .iter()
+            .filter_map(|i| i.report.as_ref()?.init_ms)
+            .collect(),
+    );
+    percentile(&init, 0.5)
+}
+
+fn p50_p99(sorted: &[f64]) -> String {
+    match (percentile(sorted, 0.5), percentile(sorted, 0.99)) {
+        (Some(p50), Some(p99)) => format!("{} / {}", ms(p50), ms(p99)),
+        _ => "–".into(),
+    }
+}
+
+fn p50_text(sorted: &[f64]) -> String {
+    percentile(sorted, 0.5).map_or_else(|| "–".into(), ms)
+}
+
+/// The peers' table: each Python stack beside the Rust stack that does the same thing.
+fn peers_section(run: &Run, rust: &BTreeMap<String, StackSummary>) -> String {
+    let prices = &run.prices;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n## Beside what Python functions use today\n\nThe same secret read by Python functions \
+         under AWS's runtime interface client (`awslambdaric`), measured the same way and driven \
+         the same way as the Rust function, each row beside the Rust stack that does the same \
+         thing. **Process init** is the `Init Duration` of the `REPORT` line: the interpreter, \
+         its imports and module-level code, or the Rust \
+         process with all its stacks. Latencies in ms, p50 (p50 / p99 for warm reads). **Calls** \
+         are the function's own (the `python-extension` rows' calls are made by the extension, \
+         one per id per TTL, not by the function).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| Peer stack | Process init | First read | Warm read | Calls / warm read | Requests $ / 10k warm reads | Rust stack | Rust process init | Rust first read | Rust warm read |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+    let rust_init = process_init_p50(&run.invocations).map_or_else(|| "–".into(), ms);
+    for peer in &run.peers {
+        let init = process_init_p50(&peer.invocations).map_or_else(|| "–".into(), ms);
+        let answered = peer.invocations.iter().any(|i| i.response.is_some());
+        if !answered {
+            let error = peer
+                .invocations
+                .iter()
+                .find_map(|i| i.error.as_deref())
+                .unwrap_or("no answer");
+            let _ = writeln!(
+                out,
+                "| {} | **error** | {} | | | | | | | |",
+                peer.function,
+                escape(error)
+            );
+            continue;
+        }
+        for (name, summary) in summarize_invocations(&peer.invocations) {
+            let warm_per_read = per_read(&summary.warm_calls, summary.warm_reads_counted);
+            let mut cost = 0.0;
+            for (operation, n) in &warm_per_read {
+                cost += n
+                    * prices
+                        .per_request
+                        .get(service_of(operation))
+                        .copied()
+                        .unwrap_or(0.0)
+                    * 10_000.0;
+            }
+            let (rust_name, rust_first, rust_warm) = match summary
+                .compare_with
+                .as_deref()
+                .and_then(|name| rust.get(name).map(|s| (name, s)))
+            {
+                Some((name, s)) => (name, p50_text(&s.first_read), p50_p99(&s.warm)),
+                None => ("–", "–".into(), "–".into()),
+            };
+            let error = summary
+                .errors
+                .keys()
+                .next()
+                .map(|e| format!(" (**error**: {})", escape(e)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| {name}{error} | {init} | {} | {} | {} | {} | {rust_name} | {rust_init} | {rust_first} | {rust_warm} |",
+                p50_text(&summary.first_read),
+                p50_p99(&summary.warm),
+                calls_text(&warm_per_read, summary.warm_reads_counted),
+                dollars(cost),
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nProcess init is per function: a Python function pays its own, the Rust row's is the \
+         one process that built all the stacks above. Costs: the function's warm-read calls at \
+         the same prices (Lambda compute is not in this table)."
+    );
+    out
 }
 
 /// Renders the Markdown report.
@@ -534,6 +660,9 @@ pub(crate) fn markdown(run: &Run) -> String {
         for error in failed {
             let _ = writeln!(out, "- {}", escape(error));
         }
+    }
+    if !run.peers.is_empty() {
+        out.push_str(&peers_section(run, &stacks));
     }
     let fleet_stacks: Vec<(String, StackCalls)> = stacks
         .iter()

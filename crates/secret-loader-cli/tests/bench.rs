@@ -14,6 +14,30 @@ const FUNCTION: &str = "secret-loader-comparison";
 
 /// The comparison function's binary, built next to `secret-loader` (it belongs to another
 /// package, so `cargo test -p secret-loader-cli` alone would not build it).
+/// The extension binary, built like `bootstrap` (the `python-extension` peer reads through it).
+fn extension() -> PathBuf {
+    let path =
+        Path::new(env!("CARGO_BIN_EXE_secret-loader")).with_file_name("secret-loader-extension");
+    let profile_release = path.parent().is_some_and(|dir| dir.ends_with("release"));
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build.args([
+        "build",
+        "--quiet",
+        "-p",
+        "secret-loader-extension",
+        "--bin",
+        "secret-loader-extension",
+    ]);
+    if profile_release {
+        build.arg("--release");
+    }
+    assert!(
+        build.status().expect("run cargo build").success(),
+        "cannot build the extension"
+    );
+    path
+}
+
 fn bootstrap() -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_secret-loader")).with_file_name("bootstrap");
     let profile_release = path.parent().is_some_and(|dir| dir.ends_with("release"));
@@ -259,6 +283,16 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
             common::unique_id("bench-local").as_str(),
             "--out",
             out.path().to_str().unwrap(),
+            "--peers",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../functions/python")
+                .to_str()
+                .unwrap(),
+            "--python",
+            &std::env::var("SECRET_LOADER_PYTHON")
+                .expect("SECRET_LOADER_PYTHON: run the tests with scripts/test"),
+            "--extension",
+            extension().to_str().unwrap(),
         ],
         &[],
     );
@@ -322,6 +356,58 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
     );
     assert!(fleet_row("env").contains("| 0 | 0 |"), "{report}");
     assert!(fleet_row("env+kms").contains("kms:Decrypt 1"), "{report}");
+
+    // The Python peers ran the same way, each stack read without an error, beside its Rust
+    // stack.
+    let peers = raw["peers"].as_array().unwrap();
+    let functions: Vec<&str> = peers
+        .iter()
+        .map(|p| p["function"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        functions,
+        [
+            "python-boto3-per-read",
+            "python-boto3-module",
+            "python-powertools",
+            "python-extension"
+        ]
+    );
+    for peer in peers {
+        let invocations = peer["invocations"].as_array().unwrap();
+        assert_eq!(invocations.len(), 2, "{peer}");
+        assert_eq!(invocations[0]["response"]["cold"], true, "{peer}");
+        for stack in invocations[0]["response"]["stacks"].as_array().unwrap() {
+            assert!(stack["error"].is_null(), "{stack}");
+            assert!(stack["first_read_ms"].is_f64(), "{stack}");
+            assert!(stack["compare_with"].is_string(), "{stack}");
+        }
+        assert!(invocations[0]["report"]["init_ms"].is_f64(), "{peer}");
+    }
+    let boto3 = &peers[0]["invocations"][1]["response"]["stacks"][0];
+    assert_eq!(
+        boto3["warm_calls"]["secretsmanager:GetSecretValue"], 2,
+        "a client per read, one call per read: {boto3}"
+    );
+    let section = report
+        .split("## Beside what Python functions use today")
+        .nth(1)
+        .unwrap();
+    for stack in [
+        "python-boto3-client-per-read",
+        "python-boto3-module-client",
+        "python-powertools-secret",
+        "python-powertools-parameter",
+        "python-extension-secretsmanager",
+        "python-extension-ssm",
+        "python-extension-s3+kms",
+    ] {
+        let row = section
+            .lines()
+            .find(|l| l.starts_with(&format!("| {stack} |")))
+            .unwrap_or_else(|| panic!("no peer row for {stack}: {section}"));
+        assert!(!row.contains("**error**"), "{row}");
+    }
 }
 
 /// The report of recorded runs, byte for byte: `bench local` on the emulator (every backend

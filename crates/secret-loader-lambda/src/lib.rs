@@ -266,6 +266,7 @@ impl Bench {
                 .flatten(),
             first_read_calls: None,
             warm_calls: Calls::new(),
+            compare_with: None,
         };
         let calls = || stack.calls.as_ref().map(|(counter, _)| counter.snapshot());
         let source = match &stack.source {

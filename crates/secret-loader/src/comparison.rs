@@ -114,6 +114,10 @@ pub struct StackReport {
     /// AWS requests sent by this invocation's warm reads, by service.
     #[serde(default)]
     pub warm_calls: Calls,
+    /// For a peer (a Python function doing what users do today): the Rust stack that does
+    /// the same thing, which the report sets beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare_with: Option<String>,
 }
 
 /// An invocation's response.

@@ -114,7 +114,10 @@ fn is_name_char(c: char) -> bool {
 }
 
 /// The parameter name of `id` under `prefix` (see the [module docs](self)).
-pub(crate) fn parameter_name(prefix: &str, id: &SecretId) -> Result<String> {
+///
+/// # Errors
+/// [`Error::InvalidId`] for an id Parameter Store can't name.
+pub fn parameter_name(prefix: &str, id: &SecretId) -> Result<String> {
     let invalid = |reason| Error::InvalidId {
         id: id.to_string(),
         reason,
