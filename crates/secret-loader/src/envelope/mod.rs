@@ -1,6 +1,6 @@
 //! KMS envelope encryption in the AWS Encryption SDK message format (version 2.0, committing
 //! suites, framed), implemented here on `aws-lc-rs` ([`format`]) with plain async KMS calls
-//! ([`keyring`]); used by `s3+kms://`, `file+kms://` and encrypted cache entries. The official
+//! (`keyring`); used by `s3+kms://`, `file+kms://` and encrypted cache entries. The official
 //! SDKs are test oracles only: messages they write open here, and ours open there.
 //!
 //! Each seal asks the keyring for a fresh data key (KMS `GenerateDataKey`, or a random key
