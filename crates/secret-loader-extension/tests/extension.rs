@@ -131,6 +131,28 @@ async fn aws_routes_answer_in_the_services_shapes() {
     .await;
     assert_eq!(plain.status, 400, "{}", plain.body);
 
+    // A plain String needs no decryption: served without withDecryption.
+    let plain_name = format!("/{}", library::unique_id("ext-plain"));
+    library::raw_ssm()
+        .await
+        .put_parameter()
+        .name(&plain_name)
+        .value("not-secret")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .unwrap();
+    let string = get(
+        address,
+        &format!(
+            "/systemsmanager/parameters/get?name={}",
+            encode(&plain_name)
+        ),
+    )
+    .await;
+    assert_eq!(string.status, 200, "{}", string.body);
+    assert_eq!(string.json()["Parameter"]["Type"], "String");
+
     // Not found, by route.
     let missing = get(address, "/secretsmanager/get?secretId=no/such/secret").await;
     assert_eq!(missing.status, 404);
@@ -374,5 +396,34 @@ async fn connections_beyond_the_bound_are_answered_429() {
     }
     assert!(served);
     assert_eq!(fake.requests(), 0);
+    running.stop().await;
+}
+
+/// AWS's switches with their meanings: `MAX_CONNECTIONS` bounds the backend calls in flight,
+/// `SECRETS_MANAGER_TTL=0` turns the cache off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_bounds_backend_calls_and_a_zero_ttl_caches_nothing() {
+    use secret_loader_extension::settings::{MAX_CONNECTIONS_ENV, SECRETS_MANAGER_TTL_ENV};
+    let fake = fake_secretsmanager(200, Duration::from_millis(200));
+    let running = start(&[
+        (STACKS_ENV, &fake_stack(&fake)),
+        (MAX_CONNECTIONS_ENV, "2"),
+        (SECRETS_MANAGER_TTL_ENV, "0"),
+    ])
+    .await;
+    let address = running.address();
+    let reads = (0..6).map(|i| {
+        let path = format!("/secretsmanager/get?secretId=app/bounded-{i}");
+        async move { get(address, &path).await }
+    });
+    for answer in futures_util::future::join_all(reads).await {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    assert_eq!(fake.requests(), 6);
+    // At most 2 in flight, and 2 reached (6 would be, unbounded).
+    assert_eq!(fake.most_in_flight(), 2);
+    // No cache: the same id again is another call.
+    get(address, "/secretsmanager/get?secretId=app/bounded-0").await;
+    assert_eq!(fake.requests(), 7);
     running.stop().await;
 }
