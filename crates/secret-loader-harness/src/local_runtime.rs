@@ -218,17 +218,45 @@ impl LocalRuntime {
             readers.extend(collect_child(&mut child, &logs));
             extensions.push((name.clone(), child));
         }
-        // Lambda starts the runtime once every extension has registered.
+        // Lambda starts the runtime once every extension has registered; an extension that
+        // exits first fails the environment's init (Lambda's `Extension.Crash`).
         let deadline = Instant::now() + REGISTER_WAIT;
+        let mut crashed = None;
         {
             let (lock, ready) = &*shared;
             let mut queues = lock.lock().unwrap_or_else(|e| e.into_inner());
             while queues.extensions.len() < extensions.len() && Instant::now() < deadline {
+                crashed = extensions
+                    .iter_mut()
+                    .find_map(|(name, child)| match child.try_wait() {
+                        Ok(Some(status)) => Some(format!("{name} ({status})")),
+                        _ => None,
+                    });
+                if crashed.is_some() {
+                    break;
+                }
                 queues = ready
                     .wait_timeout(queues, Duration::from_millis(20))
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
             }
+        }
+        if let Some(crashed) = crashed {
+            for (_, mut extension) in extensions {
+                let _ = extension.kill();
+                let _ = extension.wait();
+            }
+            for reader in readers {
+                let _ = reader.join();
+            }
+            shared.0.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+            stop.store(true, Ordering::Relaxed);
+            let _ = serve.join();
+            let logs = logs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            return Err(format!(
+                "Extension.Crash: the extension {crashed} exited before registering: {}",
+                logs.trim()
+            ));
         }
         let mut runtime = command(&environment.program);
         runtime.args(&environment.args);
@@ -644,5 +672,39 @@ fn wait_for<T>(shared: &Shared, mut take: impl FnMut(&mut Queues) -> Option<T>) 
             .wait_timeout(queues, Duration::from_millis(50))
             .unwrap_or_else(|e| e.into_inner())
             .0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn an_extension_that_exits_before_registering_fails_the_init_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let extension = dir.path().join("broken-extension");
+        std::fs::write(
+            &extension,
+            "#!/bin/sh\necho 'no configuration' >&2\nexit 3\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&extension, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let started = Instant::now();
+        let err = match Environment::new("/bin/true").extension(&extension).start() {
+            Ok(_) => panic!("the environment started without its extension"),
+            Err(err) => err,
+        };
+        assert!(err.starts_with("Extension.Crash"), "{err}");
+        assert!(
+            err.contains("broken-extension") && err.contains("no configuration"),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < REGISTER_WAIT / 2,
+            "{:?}",
+            started.elapsed()
+        );
     }
 }
