@@ -209,6 +209,54 @@ pub(crate) fn client_scope(region: Option<&Region>) -> String {
     )
 }
 
+/// A batch read whose call itself failed (`err`, classified), for every id of `chunk`:
+/// `None` when the call was denied, so the caller reads those ids one by one (least-privilege
+/// roles often grant the single read but not the batch one), else `err` for each id.
+#[cfg(any(feature = "secretsmanager", feature = "ssm"))]
+pub(crate) fn batch_failure(
+    err: &Error,
+    backend: &'static str,
+    operation: &str,
+    chunk: &[crate::SecretId],
+) -> Option<Vec<Result<crate::Secret>>> {
+    if err.kind() == ErrorKind::AccessDenied {
+        tracing::debug!(backend, operation, "batch read denied; reading one by one");
+        return None;
+    }
+    let message = err.display_chain().to_string();
+    Some(
+        chunk
+            .iter()
+            .map(|id| {
+                Err(Error::from_kind(
+                    err.kind(),
+                    backend,
+                    id.as_str(),
+                    Some(message.clone().into()),
+                ))
+            })
+            .collect(),
+    )
+}
+
+/// A batch read's answers in request order: the matched ones as they are, the ids the answer
+/// could not be matched to (a partial ARN, say) read singly through `source`.
+#[cfg(any(feature = "secretsmanager", feature = "ssm"))]
+pub(crate) async fn complete_singly<S: crate::SecretSource + ?Sized>(
+    source: &S,
+    chunk: &[crate::SecretId],
+    results: Vec<Option<Result<crate::Secret>>>,
+) -> Vec<Result<crate::Secret>> {
+    let mut out = Vec::with_capacity(chunk.len());
+    for (id, result) in chunk.iter().zip(results) {
+        out.push(match result {
+            Some(result) => result,
+            None => source.get(id, &crate::VersionSelector::Current).await,
+        });
+    }
+    out
+}
+
 /// Error codes that mean "slow down", across AWS services (the SDK's own retry list).
 const THROTTLING_CODES: &[&str] = &[
     "Throttling",

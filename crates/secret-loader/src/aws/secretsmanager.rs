@@ -117,29 +117,7 @@ impl SecretsManagerSource {
             Ok(output) => output,
             Err(err) => {
                 let err = classify(err, "<batch>");
-                if err.kind() == ErrorKind::AccessDenied {
-                    // Least-privilege roles often grant GetSecretValue on a few secrets but
-                    // not BatchGetSecretValue: read them one by one instead.
-                    tracing::debug!(
-                        backend = BACKEND,
-                        "BatchGetSecretValue denied; reading one by one"
-                    );
-                    return None;
-                }
-                let message = err.display_chain().to_string();
-                return Some(
-                    chunk
-                        .iter()
-                        .map(|id| {
-                            Err(Error::from_kind(
-                                err.kind(),
-                                BACKEND,
-                                id.as_str(),
-                                Some(message.clone().into()),
-                            ))
-                        })
-                        .collect(),
-                );
+                return crate::aws::batch_failure(&err, BACKEND, "BatchGetSecretValue", chunk);
             }
         };
 
@@ -186,15 +164,7 @@ impl SecretsManagerSource {
             )));
         }
 
-        // Ids the batch answer could not be matched to (a partial ARN, say): read them singly.
-        let mut out = Vec::with_capacity(chunk.len());
-        for (id, result) in chunk.iter().zip(results) {
-            out.push(match result {
-                Some(result) => result,
-                None => self.get(id, &VersionSelector::Current).await,
-            });
-        }
-        Some(out)
+        Some(crate::aws::complete_singly(self, chunk, results).await)
     }
 
     async fn put_version(&self, id: &SecretId, value: &SecretValue) -> Result<PutOutcome> {

@@ -251,29 +251,7 @@ impl SsmSource {
             Ok(output) => output,
             Err(err) => {
                 let err = classify(err, "<batch>");
-                if err.kind() == ErrorKind::AccessDenied {
-                    // Least-privilege policies often grant ssm:GetParameter on a path but not
-                    // ssm:GetParameters: read them one by one instead.
-                    tracing::debug!(
-                        backend = BACKEND,
-                        "GetParameters denied; reading one by one"
-                    );
-                    return None;
-                }
-                let message = err.display_chain().to_string();
-                return Some(
-                    chunk
-                        .iter()
-                        .map(|id| {
-                            Err(Error::from_kind(
-                                err.kind(),
-                                BACKEND,
-                                id.as_str(),
-                                Some(message.clone().into()),
-                            ))
-                        })
-                        .collect(),
-                );
+                return crate::aws::batch_failure(&err, BACKEND, "GetParameters", chunk);
             }
         };
         let mut results: Vec<Option<Result<Secret>>> = chunk.iter().map(|_| None).collect();
@@ -304,15 +282,7 @@ impl SsmSource {
                 }));
             }
         }
-        // Names the answer could not be matched to: read them singly.
-        let mut out = Vec::with_capacity(chunk.len());
-        for (id, result) in chunk.iter().zip(results) {
-            out.push(match result {
-                Some(result) => result,
-                None => self.get(id, &VersionSelector::Current).await,
-            });
-        }
-        Some(out)
+        Some(crate::aws::complete_singly(self, chunk, results).await)
     }
 }
 
