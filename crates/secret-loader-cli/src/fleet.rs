@@ -260,9 +260,8 @@ fn limit(quotas: &Quotas, calls: &BTreeMap<String, f64>, cold_start: bool) -> Li
         )
 }
 
-/// USD per call of `operation` (priced by its service).
-fn price(prices: &Prices, operation: &str, ssm_higher_throughput: bool) -> f64 {
-    let service = operation.split(':').next().unwrap_or(operation);
+/// USD per request to `service`.
+fn price(prices: &Prices, service: &str, ssm_higher_throughput: bool) -> f64 {
     if service == "ssm" && ssm_higher_throughput {
         return prices.ssm_higher_throughput_per_request;
     }
@@ -308,19 +307,10 @@ pub(crate) fn model(
     // Billed: the calls the function makes (on-behalf calls are throttled against the caller's
     // quotas, but billed only where the main table bills them: S3 SSE-KMS).
     let billed = |calls: &BTreeMap<String, f64>| -> f64 {
-        let mut total: f64 = calls
+        crate::report::billed_by_service(calls, &stack.backend, prices)
             .iter()
-            .map(|(operation, n)| n * price(prices, operation, needs_ssm_higher_throughput))
-            .sum();
-        if stack.backend == "s3+sse-kms" {
-            let gets: f64 = calls
-                .iter()
-                .filter(|(operation, _)| operation.starts_with("s3"))
-                .map(|(_, n)| n)
-                .sum();
-            total += gets * prices.sse_kms_kms_requests_per_get * price(prices, "kms", false);
-        }
-        total
+            .map(|(service, n)| n * price(prices, service, needs_ssm_higher_throughput))
+            .sum()
     };
     let counted = |calls: &Option<BTreeMap<String, f64>>| calls.clone().unwrap_or_default();
     // `+ 0.0`: an empty sum is -0.0, which would print as `$-0.00`.

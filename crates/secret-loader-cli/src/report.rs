@@ -343,21 +343,50 @@ fn service_of(operation: &str) -> &str {
 
 /// Requests per warm read, by service, with the ones a service makes for us added.
 fn billed_requests(summary: &StackSummary, prices: &Prices) -> BTreeMap<String, f64> {
+    let backend = summary.source.as_deref().map_or("", backend_of);
+    billed_by_service(
+        &per_read(&summary.warm_calls, summary.warm_reads_counted),
+        backend,
+        prices,
+    )
+}
+
+/// The requests billed for `calls` (by `service:Operation`) of a stack over `backend`, by
+/// service: the calls themselves, plus the KMS requests S3 makes for each SSE-KMS GET (the
+/// client can't see those, the bill has them).
+pub(crate) fn billed_by_service(
+    calls: &BTreeMap<String, f64>,
+    backend: &str,
+    prices: &Prices,
+) -> BTreeMap<String, f64> {
     let mut requests = BTreeMap::new();
-    for (operation, n) in per_read(&summary.warm_calls, summary.warm_reads_counted) {
+    for (operation, n) in calls {
         *requests
-            .entry(service_of(&operation).to_owned())
+            .entry(service_of(operation).to_owned())
             .or_default() += n;
     }
-    let sse_kms = summary
-        .source
-        .as_deref()
-        .is_some_and(|s| backend_of(s) == "s3+sse-kms");
-    if sse_kms {
+    if backend == "s3+sse-kms" {
         let gets = requests.get("s3").copied().unwrap_or(0.0);
         *requests.entry("kms".into()).or_default() += gets * prices.sse_kms_kms_requests_per_get;
     }
     requests
+}
+
+/// USD for `requests` (by service) at the per-request prices; services without a price are
+/// added to `unpriced` and left out.
+fn request_cost(
+    requests: &BTreeMap<String, f64>,
+    prices: &Prices,
+    unpriced: &mut Vec<String>,
+) -> f64 {
+    let mut cost = 0.0;
+    for (service, n) in requests {
+        match prices.per_request.get(service) {
+            Some(price) => cost += n * price,
+            None => unpriced.push(service.clone()),
+        }
+    }
+    cost
 }
 
 fn dollars(value: f64) -> String {
@@ -370,15 +399,19 @@ fn dollars(value: f64) -> String {
     }
 }
 
-/// p50 of the `Init Duration`s of these invocations' `REPORT` lines.
-fn process_init_p50(invocations: &[Invocation]) -> Option<f64> {
-    let init = sorted(
+/// The `Init Duration`s of these invocations' `REPORT` lines (cold starts only), sorted.
+fn process_inits(invocations: &[Invocation]) -> Vec<f64> {
+    sorted(
         invocations
             .iter()
             .filter_map(|i| i.report.as_ref()?.init_ms)
             .collect(),
-    );
-    percentile(&init, 0.5)
+    )
+}
+
+/// p50 of [`process_inits`].
+fn process_init_p50(invocations: &[Invocation]) -> Option<f64> {
+    percentile(&process_inits(invocations), 0.5)
 }
 
 fn p50_p99(sorted: &[f64]) -> String {
@@ -432,16 +465,8 @@ fn peers_section(run: &Run, rust: &BTreeMap<String, StackSummary>) -> String {
         }
         for (name, summary) in summarize_invocations(&peer.invocations) {
             let warm_per_read = per_read(&summary.warm_calls, summary.warm_reads_counted);
-            let mut cost = 0.0;
-            for (operation, n) in &warm_per_read {
-                cost += n
-                    * prices
-                        .per_request
-                        .get(service_of(operation))
-                        .copied()
-                        .unwrap_or(0.0)
-                    * 10_000.0;
-            }
+            let cost = request_cost(&billed_requests(&summary, prices), prices, &mut Vec::new())
+                * 10_000.0;
             let (rust_name, rust_first, rust_warm) = match summary
                 .compare_with
                 .as_deref()
@@ -516,12 +541,7 @@ pub(crate) fn markdown(run: &Run) -> String {
          the first; got {cold_starts} cold and {warm} warm answers.",
         run.settings.cold, run.settings.warm, run.settings.reads
     );
-    let init = sorted(
-        run.invocations
-            .iter()
-            .filter_map(|i| i.report.as_ref()?.init_ms)
-            .collect(),
-    );
+    let init = process_inits(&run.invocations);
     if !init.is_empty() {
         let _ = writeln!(
             out,
@@ -583,14 +603,8 @@ pub(crate) fn markdown(run: &Run) -> String {
         }
         let warm_per_read = per_read(&summary.warm_calls, summary.warm_reads_counted);
         let first_per_read = per_read(&summary.first_read_calls, summary.first_reads_counted);
-        let requests = billed_requests(summary, prices);
-        let mut request_cost = 0.0;
-        for (service, n) in &requests {
-            match prices.per_request.get(service) {
-                Some(price) => request_cost += n * price * 10_000.0,
-                None => unpriced.push(service.clone()),
-            }
-        }
+        let request_cost =
+            request_cost(&billed_requests(summary, prices), prices, &mut unpriced) * 10_000.0;
         let compute = match (percentile(&summary.warm, 0.5), gb_second) {
             (Some(p50), Some(price)) => {
                 dollars(p50 / 1000.0 * f64::from(target.memory_mb) / 1024.0 * price * 10_000.0)
