@@ -242,16 +242,7 @@ impl LocalRuntime {
             }
         }
         if let Some(crashed) = crashed {
-            for (_, mut extension) in extensions {
-                let _ = extension.kill();
-                let _ = extension.wait();
-            }
-            for reader in readers {
-                let _ = reader.join();
-            }
-            shared.0.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
-            stop.store(true, Ordering::Relaxed);
-            let _ = serve.join();
+            abandon(extensions, readers, &shared, &stop, serve);
             let logs = logs.lock().unwrap_or_else(|e| e.into_inner()).clone();
             return Err(format!(
                 "Extension.Crash: the extension {crashed} exited before registering: {}",
@@ -267,13 +258,7 @@ impl LocalRuntime {
             Ok(child) => child,
             Err(err) => {
                 // No environment: stop its extensions too, never leave them running.
-                for (_, mut extension) in extensions {
-                    let _ = extension.kill();
-                    let _ = extension.wait();
-                }
-                shared.0.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
-                stop.store(true, Ordering::Relaxed);
-                let _ = serve.join();
+                abandon(extensions, readers, &shared, &stop, serve);
                 return Err(format!(
                     "cannot start {}: {err}",
                     environment.program.display()
@@ -474,6 +459,27 @@ impl Drop for LocalRuntime {
             self.shutdown();
         }
     }
+}
+
+/// An environment that could not start: its extensions killed, their output collected, the
+/// endpoint stopped.
+fn abandon(
+    extensions: Vec<(String, Child)>,
+    readers: Vec<JoinHandle<()>>,
+    shared: &Shared,
+    stop: &AtomicBool,
+    serve: JoinHandle<()>,
+) {
+    for (_, mut extension) in extensions {
+        let _ = extension.kill();
+        let _ = extension.wait();
+    }
+    for reader in readers {
+        let _ = reader.join();
+    }
+    shared.0.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+    stop.store(true, Ordering::Relaxed);
+    let _ = serve.join();
 }
 
 fn epoch_millis() -> u128 {
