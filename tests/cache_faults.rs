@@ -104,26 +104,240 @@ async fn stale_on_error_makes_one_call_per_flight() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_cancelled_leader_hands_the_flight_to_a_waiting_caller() {
+async fn a_cancelled_caller_leaves_the_flight_to_those_waiting_and_to_the_cache() {
     let (backend, id) = seeded("after-cancel", CALL).await;
     let cache = Arc::new(MemoryCache::new(
         backend.clone(),
         MemoryOptions::new(Duration::from_secs(60)),
     ));
-    let leader = {
+    let first = {
         let (cache, id) = (cache.clone(), id.clone());
         tokio::spawn(async move { cache.get_current(&id).await })
     };
     tokio::time::sleep(Duration::from_millis(1)).await;
-    let follower = {
+    let second = {
         let (cache, id) = (cache.clone(), id.clone());
         tokio::spawn(async move { cache.get_current(&id).await })
     };
     tokio::time::sleep(Duration::from_millis(1)).await;
-    leader.abort();
-    let secret = follower.await.unwrap().unwrap();
+    first.abort();
+    let secret = second.await.unwrap().unwrap();
     assert_eq!(secret.value().expose_str(), Some("after-cancel"));
-    assert_eq!(backend.calls(), 2, "the follower led a new flight");
+    assert_eq!(
+        backend.calls(),
+        1,
+        "the flight went on without its first caller"
+    );
+}
+
+/// A caller with a deadline shorter than the backend (the extension's per-request timeout)
+/// gives up; the call goes on in its own task and its answer is cached for the next caller.
+#[tokio::test(start_paused = true)]
+async fn a_backend_slower_than_the_callers_deadline_is_still_cached() {
+    let (backend, id) = seeded("slow", CALL).await;
+    let cache = MemoryCache::new(backend.clone(), MemoryOptions::new(Duration::from_secs(60)));
+    let gave_up = tokio::time::timeout(CALL / 2, cache.get_current(&id)).await;
+    assert!(gave_up.is_err(), "the deadline passed first");
+    tokio::time::sleep(CALL).await;
+    let secret = cache.get_current(&id).await.unwrap();
+    assert_eq!(secret.value().expose_str(), Some("slow"));
+    assert_eq!(backend.calls(), 1, "the abandoned call's answer was kept");
+    assert_eq!(cache.stats().hits, 1);
+}
+
+/// The start-up prefetch and a request that arrives while it is in flight: one backend call
+/// (the race `tests/agent.rs` in the extension crate used to lose).
+#[tokio::test(start_paused = true)]
+async fn a_read_during_a_prefetch_waits_for_it() {
+    let (backend, id) = seeded("prefetched", CALL).await;
+    let cache = Arc::new(MemoryCache::new(
+        backend.clone(),
+        MemoryOptions::new(Duration::from_secs(60)),
+    ));
+    let prefetch = {
+        let (cache, id) = (cache.clone(), id.clone());
+        tokio::spawn(async move { cache.prefetch(std::slice::from_ref(&id)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let read = cache.get_current(&id).await.unwrap();
+    assert_eq!(read.value().expose_str(), Some("prefetched"));
+    assert!(prefetch.await.unwrap().iter().all(Result::is_ok));
+    assert_eq!(backend.calls(), 1, "the read joined the prefetch");
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_refreshes_share_one_backend_call() {
+    let (backend, id) = seeded("v1", CALL).await;
+    let cache = Arc::new(MemoryCache::new(
+        backend.clone(),
+        MemoryOptions::new(Duration::from_secs(60)),
+    ));
+    cache.get_current(&id).await.unwrap();
+    backend
+        .store
+        .put(&id, &SecretValue::text("v2"))
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let refreshes: Vec<_> = (0..16)
+        .map(|_| {
+            let (cache, id) = (cache.clone(), id.clone());
+            tokio::spawn(async move { cache.refresh(&id, &VersionSelector::Current).await })
+        })
+        .collect();
+    for refresh in refreshes {
+        let secret = refresh.await.unwrap().unwrap();
+        assert_eq!(secret.value().expose_str(), Some("v2"));
+    }
+    assert_eq!(
+        backend.calls(),
+        2,
+        "one read, then one refresh for 16 callers"
+    );
+    assert!(
+        started.elapsed() < CALL * 2,
+        "in one call's time, not one after another"
+    );
+}
+
+/// `invalidate()` while a read is in flight: the callers already waiting get that read's
+/// (old) answer, but it doesn't go into the cache; the next read asks again.
+#[tokio::test(start_paused = true)]
+async fn a_flight_started_before_invalidate_does_not_land_its_old_value() {
+    let (backend, id) = seeded("old", CALL).await;
+    let cache = Arc::new(MemoryCache::new(
+        backend.clone(),
+        MemoryOptions::new(Duration::from_secs(60)),
+    ));
+    let before = {
+        let (cache, id) = (cache.clone(), id.clone());
+        tokio::spawn(async move { cache.get_current(&id).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    backend
+        .store
+        .put(&id, &SecretValue::text("new"))
+        .await
+        .unwrap();
+    cache.invalidate(&id, &VersionSelector::Current);
+    let after = cache.get_current(&id).await.unwrap();
+    assert_eq!(after.value().expose_str(), Some("new"));
+    let before = before.await.unwrap().unwrap();
+    assert_eq!(before.value().expose_str(), Some("old"), "asked before");
+    let cached = cache.get_current(&id).await.unwrap();
+    assert_eq!(cached.value().expose_str(), Some("new"));
+    assert_eq!(backend.calls(), 2);
+
+    // The same for invalidate_all.
+    let before = {
+        let (cache, id) = (cache.clone(), id.clone());
+        tokio::spawn(async move { cache.refresh(&id, &VersionSelector::Current).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    backend
+        .store
+        .put(&id, &SecretValue::text("newer"))
+        .await
+        .unwrap();
+    cache.invalidate_all();
+    before.await.unwrap().unwrap();
+    let cached = cache.get_current(&id).await.unwrap();
+    assert_eq!(cached.value().expose_str(), Some("newer"));
+}
+
+/// A slow prefetch can't put its answer over a refresh that finished while it was in flight.
+#[tokio::test(start_paused = true)]
+async fn a_slow_prefetch_does_not_overwrite_a_newer_refresh() {
+    let (backend, id) = seeded("old", CALL).await;
+    let cache = Arc::new(MemoryCache::new(
+        backend.clone(),
+        MemoryOptions::new(Duration::from_secs(600)),
+    ));
+    let prefetch = {
+        let (cache, id) = (cache.clone(), id.clone());
+        tokio::spawn(async move { cache.prefetch(std::slice::from_ref(&id)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    backend.set_delay(Duration::ZERO);
+    backend
+        .store
+        .put(&id, &SecretValue::text("new"))
+        .await
+        .unwrap();
+    let refreshed = cache.refresh(&id, &VersionSelector::Current).await.unwrap();
+    assert_eq!(refreshed.value().expose_str(), Some("new"));
+    assert!(prefetch.await.unwrap().iter().all(Result::is_ok));
+    let cached = cache.get_current(&id).await.unwrap();
+    assert_eq!(cached.value().expose_str(), Some("new"));
+    assert_eq!(backend.calls(), 2);
+}
+
+/// `refresh` reads past every layer: a `/tmp` entry under the memory cache is not an answer
+/// (`refreshNow=true` used to get the old value until `tmp_ttl` ended), and the refreshed value
+/// replaces the entry on disk too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_goes_through_the_tmp_layer_too() {
+    let (backend, id) = seeded("v1", Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = tmp_options(dir.path(), Duration::from_secs(3600));
+    let stack = |backend: Arc<FlakySource>| {
+        let tmp = TmpCache::new(backend, &options, TmpAtRest::Plaintext).unwrap();
+        MemoryCache::new(Arc::new(tmp), MemoryOptions::new(Duration::from_secs(60)))
+    };
+    let cache = stack(backend.clone());
+    cache.get_current(&id).await.unwrap();
+    backend
+        .store
+        .put(&id, &SecretValue::text("v2"))
+        .await
+        .unwrap();
+    let refreshed = cache.refresh(&id, &VersionSelector::Current).await.unwrap();
+    assert_eq!(refreshed.value().expose_str(), Some("v2"));
+    assert_eq!(backend.calls(), 2);
+    // A new process on the same directory reads the refreshed entry, not the old one.
+    let restarted = stack(backend.clone());
+    let read = restarted.get_current(&id).await.unwrap();
+    assert_eq!(read.value().expose_str(), Some("v2"));
+    assert_eq!(backend.calls(), 2, "served from the replaced /tmp entry");
+}
+
+#[tokio::test]
+async fn the_memory_cache_is_bounded_in_bytes() {
+    let backend = Arc::new(FlakySource::default());
+    let big = "x".repeat(10_000);
+    let ids: Vec<SecretId> = (0..50)
+        .map(|i| SecretId::new(format!("big/{i}")).unwrap())
+        .collect();
+    for id in &ids {
+        backend
+            .store
+            .put(id, &SecretValue::text(&*big))
+            .await
+            .unwrap();
+    }
+    let mut options = MemoryOptions::new(Duration::from_secs(60));
+    options.max_bytes = 100_000;
+    let cache = MemoryCache::new(backend.clone(), options);
+    for id in &ids {
+        cache.get_current(id).await.unwrap();
+    }
+    // 50 values of 10 kB against 100 kB: at most 10 fit (each entry weighs a bit more).
+    assert!(
+        (1..=10).contains(&cache.len()),
+        "{} entries of 10 kB kept under a 100 kB bound",
+        cache.len()
+    );
+    // A value larger than the whole bound is served, and not kept.
+    let huge = SecretId::new("huge").unwrap();
+    backend
+        .store
+        .put(&huge, &SecretValue::text("y".repeat(200_000)))
+        .await
+        .unwrap();
+    let calls = backend.calls();
+    cache.get_current(&huge).await.unwrap();
+    cache.get_current(&huge).await.unwrap();
+    assert_eq!(backend.calls(), calls + 2, "too large to keep");
 }
 
 #[tokio::test]
@@ -387,4 +601,158 @@ async fn sources_that_print_alike_never_share_tmp_entries() {
             }
         }
     }
+}
+
+/// TTL arithmetic at its limits: a short TTL under a stale window of `Duration::MAX` (their
+/// sum overflows), and a `/tmp` TTL whose milliseconds don't fit in a u64.
+#[tokio::test]
+async fn ttl_sums_and_milliseconds_that_overflow_saturate() {
+    let (backend, id) = seeded("v", Duration::ZERO).await;
+    let clock = Clock::manual();
+    let mut options = MemoryOptions::new(Duration::from_secs(1));
+    options.stale_for = Duration::MAX;
+    let cache = MemoryCache::new(backend.clone(), options).with_clock(clock.clone());
+    cache.get_current(&id).await.unwrap();
+    clock.advance(Duration::from_secs(2));
+    backend.fail(Some(ErrorKind::Transient));
+    let stale = cache.get_current(&id).await.unwrap();
+    assert_eq!(
+        stale.value().expose_str(),
+        Some("v"),
+        "inside an endless window"
+    );
+    backend.fail(None);
+
+    let dir = tempfile::tempdir().unwrap();
+    // u64::MAX / 1000 + 1 seconds: its milliseconds overflow a u64.
+    let ttl = Duration::from_secs(u64::MAX / 1000 + 1);
+    let options = tmp_options(dir.path(), ttl);
+    let tmp = TmpCache::new(backend.clone(), &options, TmpAtRest::Plaintext).unwrap();
+    tmp.get_current(&id).await.unwrap();
+    let again = TmpCache::new(backend.clone(), &options, TmpAtRest::Plaintext).unwrap();
+    again.get_current(&id).await.unwrap();
+    assert_eq!(again.stats().hits, 1);
+}
+
+/// A wall clock that went back (NTP, a restored snapshot) must not stretch an entry's life:
+/// an entry written "in the future" has no known age and is read again.
+#[tokio::test]
+async fn a_wall_clock_that_went_back_never_stretches_a_tmp_entry() {
+    let (backend, id) = seeded("v", Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = tmp_options(dir.path(), Duration::from_secs(60));
+    let ahead = Clock::manual();
+    ahead.advance(Duration::from_secs(86_400));
+    let writer = TmpCache::new(backend.clone(), &options, TmpAtRest::Plaintext)
+        .unwrap()
+        .with_clock(ahead);
+    writer.get_current(&id).await.unwrap();
+    // A day earlier: the entry's stored expiry is a day and a minute away.
+    let reader = TmpCache::new(backend.clone(), &options, TmpAtRest::Plaintext)
+        .unwrap()
+        .with_clock(Clock::manual());
+    reader.get_current(&id).await.unwrap();
+    assert_eq!(reader.stats().hits, 0, "{:?}", reader.stats());
+    assert_eq!(backend.calls(), 2);
+}
+
+/// A secret the backend no longer has loses its `/tmp` entry; an entry the reader would
+/// refuse for its size is never written.
+#[tokio::test]
+async fn tmp_entries_of_deleted_or_oversized_secrets_are_not_kept() {
+    let (backend, id) = seeded("v", Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = tmp_options(dir.path(), Duration::from_secs(3600));
+    let tmp = TmpCache::new(backend.clone(), &options, TmpAtRest::Plaintext).unwrap();
+    tmp.get_current(&id).await.unwrap();
+    let path = tmp.entry_path(&id, &VersionSelector::Current);
+    assert!(path.exists());
+    backend.fail(Some(ErrorKind::NotFound));
+    let err = tmp
+        .refresh(&id, &VersionSelector::Current)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(!path.exists(), "the deleted secret's entry was removed");
+    backend.fail(None);
+
+    let large = SecretId::new("large").unwrap();
+    backend
+        .store
+        .put(&large, &SecretValue::binary(vec![7u8; 1024 * 1024 + 1]))
+        .await
+        .unwrap();
+    let read = tmp.get_current(&large).await.unwrap();
+    assert_eq!(read.value().len(), 1024 * 1024 + 1, "served");
+    assert!(!tmp.entry_path(&large, &VersionSelector::Current).exists());
+    assert_eq!(tmp.stats().write_errors, 1);
+    assert_eq!(
+        tmp.stats().rejected,
+        0,
+        "nothing written for a reader to refuse"
+    );
+}
+
+/// Expired entries and writers' leftover temporary files are removed when a cache opens the
+/// directory; fresh entries and other files stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_a_tmp_cache_sweeps_expired_entries_and_leftovers() {
+    let (backend, id) = seeded("v", Duration::ZERO).await;
+    let other = SecretId::new("other").unwrap();
+    backend
+        .store
+        .put(&other, &SecretValue::text("w"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let short = tmp_options(dir.path(), Duration::from_secs(1));
+    let long = tmp_options(dir.path(), Duration::from_secs(3600));
+    let clock = Clock::manual();
+    let expiring = TmpCache::new(backend.clone(), &short, TmpAtRest::Plaintext)
+        .unwrap()
+        .with_clock(clock.clone());
+    expiring.get_current(&id).await.unwrap();
+    let lasting = TmpCache::new(backend.clone(), &long, TmpAtRest::Plaintext).unwrap();
+    lasting.get_current(&other).await.unwrap();
+    let expired = expiring.entry_path(&id, &VersionSelector::Current);
+    let fresh = lasting.entry_path(&other, &VersionSelector::Current);
+    let leftover = short.dir.join(".0123abcd.0123456789abcdef.tmp");
+    let recent = short.dir.join(".4567cdef.0123456789abcdef.tmp");
+    for path in [&leftover, &recent] {
+        let file = std::fs::File::create(path).unwrap();
+        if path == &leftover {
+            let old = std::time::SystemTime::now() - Duration::from_secs(600);
+            file.set_modified(old).unwrap();
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1100)); // past the short entry's expiry
+    let _sweeper = TmpCache::new(backend.clone(), &long, TmpAtRest::Plaintext).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while (expired.exists() || leftover.exists()) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!expired.exists(), "the expired entry was removed");
+    assert!(!leftover.exists(), "the old temporary file was removed");
+    assert!(fresh.exists(), "a fresh entry stays");
+    assert!(recent.exists(), "a writer's file of a moment ago stays");
+}
+
+/// The default directory is per user, and a directory this user can't use turns the layer
+/// off: the stack is built and reads from the backend.
+#[tokio::test]
+async fn the_default_tmp_directory_is_per_user() {
+    let options = TmpOptions::new(Duration::from_secs(60));
+    let uid = rustix::process::geteuid().as_raw();
+    let name = options
+        .dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name == format!("secret-loader-{uid}")
+            || (name == "secret-loader" && std::env::var_os("XDG_RUNTIME_DIR").is_some()),
+        "{}",
+        options.dir.display()
+    );
 }

@@ -63,9 +63,10 @@ impl Stack {
         version: &VersionSelector,
         refresh: bool,
     ) -> Result<Secret> {
-        match (&self.memory, refresh) {
-            (Some(memory), true) => memory.refresh(id, version).await,
-            _ => self.source.get(id, version).await,
+        if refresh {
+            self.source.refresh(id, version).await
+        } else {
+            self.source.get(id, version).await
         }
     }
 

@@ -48,6 +48,15 @@ pub trait SecretSource: Debug + Display + Send + Sync + 'static {
         self.to_string()
     }
 
+    /// Reads one version of one secret from the backend now, past every cache layer of this
+    /// source (memory and `/tmp`), and lets each layer keep the answer: what the agent's
+    /// `refreshNow=true` means. A backend without a cache reads as `get` does (the default).
+    ///
+    /// Errors as for [`SecretSource::get`]; a cache never masks them with what it held.
+    async fn refresh(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
+        self.get(id, version).await
+    }
+
     /// Reads the current version of many secrets. The default makes concurrent `get` calls
     /// (at most [`DEFAULT_GET_MANY_CONCURRENCY`] at once); backends with a batch API override it.
     async fn get_many(&self, ids: &[SecretId]) -> Vec<Result<Secret>> {

@@ -37,7 +37,9 @@ pub use tmp::{TmpAtRest, TmpCache, TmpStats};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TmpOptions {
-    /// The directory (`tmp_dir=`, default `$TMPDIR/secret-loader`, i.e. `/tmp/secret-loader`).
+    /// The directory (`tmp_dir=`); by default one per user: `$XDG_RUNTIME_DIR/secret-loader`
+    /// where that is set, else `$TMPDIR/secret-loader-<uid>` (`/tmp/secret-loader-993` in
+    /// Lambda), so one user's directory can't stop another user's program.
     pub dir: PathBuf,
     /// How long an entry is valid (`tmp_ttl=`); the expiry is stored in the entry.
     pub ttl: Duration,
@@ -51,7 +53,7 @@ impl TmpOptions {
     /// Options with this TTL, the default directory, encrypted at rest.
     pub fn new(ttl: Duration) -> Self {
         Self {
-            dir: std::env::temp_dir().join("secret-loader"),
+            dir: default_tmp_dir(),
             ttl,
             plaintext: false,
             kms_key_id: None,
@@ -81,6 +83,17 @@ impl TmpOptions {
         let valid = options.names(Self::KEYS);
         options.finish("", &valid)?;
         Ok(Some(tmp))
+    }
+}
+
+/// This user's default cache directory: see [`TmpOptions::dir`].
+fn default_tmp_dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        Some(runtime) if runtime.is_absolute() => runtime.join("secret-loader"),
+        _ => std::env::temp_dir().join(format!(
+            "secret-loader-{}",
+            rustix::process::geteuid().as_raw()
+        )),
     }
 }
 

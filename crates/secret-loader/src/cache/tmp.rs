@@ -3,7 +3,7 @@
 use std::fmt;
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,12 +108,14 @@ pub struct TmpCache {
 }
 
 impl TmpCache {
-    /// A cache over `inner` in `options.dir`, creating the directory (0700) if needed.
+    /// A cache over `inner` in `options.dir`, creating the directory (0700) if needed, and
+    /// removing, in the background, expired entries and temporary files that writers left
+    /// behind.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] when the directory can't be created or is unsafe (owned by
-    /// another user, writable by group or others, a symlink), or when `options.plaintext` is
-    /// off and `at_rest` is [`TmpAtRest::Plaintext`] (or the reverse).
+    /// [`Error::InvalidConfig`] when the directory can't be used (see [`TmpCache::check_dir`]),
+    /// or when `options.plaintext` is off and `at_rest` is [`TmpAtRest::Plaintext`] (or the
+    /// reverse). A configured stack turns the layer off with a warning instead.
     pub fn new(
         inner: Arc<dyn SecretSource>,
         options: &TmpOptions,
@@ -124,39 +126,92 @@ impl TmpCache {
                 "tmp cache: `tmp_plaintext` and the at-rest mode disagree",
             ));
         }
-        let dir = &options.dir;
+        Self::check_dir(&options.dir)?;
+        let cache = Self {
+            inner,
+            dir: options.dir.clone(),
+            ttl: options.ttl,
+            at_rest,
+            clock: Clock::system(),
+            counters: Counters::default(),
+        };
+        cache.sweep_in_background();
+        Ok(cache)
+    }
+
+    /// Creates `dir` (0700, parents too) if needed and checks that only this user can change
+    /// what is in it: every parent owned by root or by this user and, when others may write
+    /// to it, sticky (as `/tmp` is); the directory itself a real directory (no symlink), owned
+    /// by this user, writable, and 0700 (a looser mode on our own directory is tightened).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] saying which check failed.
+    pub fn check_dir(dir: &Path) -> Result<()> {
         let invalid = |what: String| {
             Error::invalid_config(format!("tmp cache directory {}: {what}", dir.display()))
         };
-        match DirBuilder::new().recursive(true).mode(0o700).create(dir) {
-            Ok(()) => {}
-            Err(err) => return Err(invalid(err.to_string())),
+        let me = rustix::process::geteuid().as_raw();
+        let absolute = std::path::absolute(dir).map_err(|e| invalid(e.to_string()))?;
+        for parent in absolute.ancestors().skip(1) {
+            let Ok(meta) = fs::metadata(parent) else {
+                continue; // created below, 0700 and ours
+            };
+            if meta.uid() != 0 && meta.uid() != me {
+                return Err(invalid(format!(
+                    "its parent {} is owned by uid {}, who could replace it",
+                    parent.display(),
+                    meta.uid()
+                )));
+            }
+            if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
+                return Err(invalid(format!(
+                    "its parent {} is writable by others and not sticky (mode {:o})",
+                    parent.display(),
+                    meta.mode() & 0o7777
+                )));
+            }
         }
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| invalid(e.to_string()))?;
         let meta = fs::symlink_metadata(dir).map_err(|e| invalid(e.to_string()))?;
         if !meta.is_dir() {
             return Err(invalid("is not a directory (a symlink?)".into()));
         }
-        let me = rustix::process::geteuid().as_raw();
         if meta.uid() != me {
             return Err(invalid(format!(
                 "is owned by uid {}, not by this user (uid {me})",
                 meta.uid()
             )));
         }
-        if meta.mode() & 0o022 != 0 {
-            return Err(invalid(format!(
-                "is writable by group or others (mode {:o}); use a 0700 directory",
-                meta.mode() & 0o777
-            )));
+        if meta.mode() & 0o077 != 0 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| {
+                invalid(format!(
+                    "is open to group or others (mode {:o}) and can't be made 0700: {e}",
+                    meta.mode() & 0o777
+                ))
+            })?;
         }
-        Ok(Self {
-            inner,
-            dir: dir.clone(),
-            ttl: options.ttl,
-            at_rest,
-            clock: Clock::system(),
-            counters: Counters::default(),
-        })
+        rustix::fs::access(dir, rustix::fs::Access::WRITE_OK)
+            .map_err(|e| invalid(format!("is not writable: {e}")))?;
+        Ok(())
+    }
+
+    /// Removes expired entries and temporary files older than a minute (a writer that died
+    /// between writing and renaming), on a blocking thread, once per cache.
+    fn sweep_in_background(&self) {
+        let (dir, now) = (self.dir.clone(), self.clock.wall_ms());
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn_blocking(move || {
+            let removed = sweep(&dir, now);
+            if removed > 0 {
+                tracing::debug!(dir = %dir.display(), removed, "removed expired tmp cache files");
+            }
+        });
     }
 
     /// Uses `clock` for write and expiry times instead of the system's (tests move a manual
@@ -185,9 +240,21 @@ impl TmpCache {
         self.dir.join(self.entry_name(id, version))
     }
 
+    /// The entry's file name: a hash of everything that selects its value (the source's
+    /// identity, the id, the version) and of how it is kept (plaintext, or the key that seals
+    /// it), so two processes that keep entries differently don't replace each other's.
     fn entry_name(&self, id: &SecretId, version: &VersionSelector) -> String {
+        let at_rest = match &self.at_rest {
+            TmpAtRest::Plaintext => "plaintext".to_owned(),
+            TmpAtRest::Encrypted(envelope) => format!("sealed:{}", envelope.key_label()),
+        };
         let mut hash = Sha256::new();
-        for part in [self.inner.identity(), id.to_string(), version.to_string()] {
+        for part in [
+            self.inner.identity(),
+            id.to_string(),
+            version.to_string(),
+            at_rest,
+        ] {
             hash.update(part.as_bytes());
             hash.update([0]);
         }
@@ -214,9 +281,10 @@ impl TmpCache {
         let written_ms =
             u64::from_be_bytes(bytes[MAGIC.len() + 1..MAGIC.len() + 9].try_into().ok()?);
         let expires_ms = u64::from_be_bytes(bytes[MAGIC.len() + 9..HEADER_LEN].try_into().ok()?);
-        // The earlier of the expiry written with the entry and the TTL configured now.
+        // The earlier of the expiry written with the entry and the TTL configured now; an
+        // entry written "after" now (the wall clock went back) has no known age: expired.
         let now = self.clock.wall_ms();
-        if now >= expires_ms.min(written_ms.saturating_add(millis(self.ttl))) {
+        if now < written_ms || now >= expires_ms.min(written_ms.saturating_add(millis(self.ttl))) {
             bump(&self.counters.expired);
             return None;
         }
@@ -312,6 +380,10 @@ impl TmpCache {
                 }
             }
         }
+        if bytes.len() as u64 > MAX_ENTRY_BYTES {
+            // The reader would refuse it: don't write what can only be a miss.
+            return self.write_failed(id, "the entry is over the size a reader accepts");
+        }
         let dir = self.dir.clone();
         // No fsync: after a crash a lost or torn entry is only a miss.
         let write = move || Dir::open(&dir)?.replace(&name, &bytes, false);
@@ -319,6 +391,29 @@ impl TmpCache {
             Ok(Ok(())) => {}
             Ok(Err(err)) => self.write_failed(id, &err.to_string()),
             Err(err) => self.write_failed(id, &err.to_string()),
+        }
+    }
+
+    /// Writes what the backend answered; a secret the backend no longer has loses its entry.
+    async fn keep(
+        &self,
+        id: &SecretId,
+        version: &VersionSelector,
+        fetched: Result<Secret>,
+    ) -> Result<Secret> {
+        match fetched {
+            Ok(secret) => {
+                self.write_entry(id, version, &secret).await;
+                Ok(secret)
+            }
+            Err(err) => {
+                if err.kind() == crate::ErrorKind::NotFound {
+                    let (dir, name) = (self.dir.clone(), self.entry_name(id, version));
+                    let remove = move || Dir::open(&dir)?.remove_file(&name);
+                    let _ = tokio::task::spawn_blocking(remove).await;
+                }
+                Err(err)
+            }
         }
     }
 
@@ -430,6 +525,61 @@ fn decode_payload(payload: &[u8]) -> Option<Decoded> {
     })
 }
 
+/// How old a writer's temporary file must be before a sweep takes it for a leftover.
+const LEFTOVER_AFTER: Duration = Duration::from_secs(60);
+
+/// Removes, from `dir`, entries that expired before `now_ms` (by the expiry in their header,
+/// which needs no key) and temporary files older than [`LEFTOVER_AFTER`]; only regular files
+/// owned by this user. Returns how many it removed. A file replaced between the check and the
+/// removal costs its next reader a miss, nothing more.
+fn sweep(dir: &Path, now_ms: u64) -> usize {
+    let Ok(listing) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let Ok(handle) = Dir::open(dir) else {
+        return 0;
+    };
+    let me = rustix::process::geteuid().as_raw();
+    let mut removed = 0;
+    for item in listing.flatten() {
+        let name = item.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Ok(meta) = item.metadata() else { continue };
+        if !meta.is_file() || meta.uid() != me {
+            continue;
+        }
+        let stale = if name.starts_with('.') && name.ends_with(".tmp") {
+            meta.modified()
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age > LEFTOVER_AFTER)
+        } else if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            expired_on_disk(&dir.join(name), now_ms)
+        } else {
+            false
+        };
+        if stale && handle.remove_file(name).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// True when the file at `path` is an entry whose stored expiry is before `now_ms`.
+fn expired_on_disk(path: &Path, now_ms: u64) -> bool {
+    let mut header = [0u8; HEADER_LEN];
+    let read = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .and_then(|mut file| file.read_exact(&mut header));
+    if read.is_err() || &header[..MAGIC.len()] != MAGIC {
+        return false;
+    }
+    let expires = u64::from_be_bytes(header[MAGIC.len() + 9..].try_into().unwrap_or([0xff; 8]));
+    now_ms >= expires
+}
+
 /// The file's bytes if it exists and is ours: a regular file (no symlink), owned by this user,
 /// not readable or writable by anyone else, of a sane size. `Ok(None)` when there is none.
 fn read_own_file(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, &'static str> {
@@ -466,9 +616,14 @@ impl SecretSource for TmpCache {
         if let Some(secret) = self.read_entry(id, version).await {
             return Ok(secret);
         }
-        let secret = self.inner.get(id, version).await?;
-        self.write_entry(id, version, &secret).await;
-        Ok(secret)
+        let fetched = self.inner.get(id, version).await;
+        self.keep(id, version, fetched).await
+    }
+
+    /// Past the entry: the layers below refresh, and the answer replaces the entry.
+    async fn refresh(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
+        let fetched = self.inner.refresh(id, version).await;
+        self.keep(id, version, fetched).await
     }
 }
 

@@ -196,6 +196,15 @@ impl Config {
         built: &Built,
     ) -> Result<Arc<dyn SecretSource>> {
         use crate::cache::{TmpAtRest, TmpCache};
+        // A directory this process can't use (read-only, another user's) turns the layer off:
+        // the stack still serves, from the backend.
+        if let Err(err) = TmpCache::check_dir(&options.dir) {
+            tracing::warn!(
+                error = %err,
+                "the tmp cache layer is off: its directory can't be used; reading without it"
+            );
+            return Ok(source);
+        }
         let at_rest = if options.plaintext {
             TmpAtRest::Plaintext
         } else {
@@ -269,6 +278,14 @@ impl<S: SecretSource> SecretSource for ReadOnly<S> {
         version: &crate::VersionSelector,
     ) -> Result<crate::Secret> {
         self.inner.get(id, version).await
+    }
+
+    async fn refresh(
+        &self,
+        id: &crate::SecretId,
+        version: &crate::VersionSelector,
+    ) -> Result<crate::Secret> {
+        self.inner.refresh(id, version).await
     }
 
     async fn get_many(&self, ids: &[crate::SecretId]) -> Vec<Result<crate::Secret>> {

@@ -1,6 +1,6 @@
 //! A source for cache tests: an in-memory store that counts `get` calls, takes a set time per
 //! call (on tokio's clock, so paused-time tests are exact), and fails with a chosen kind on
-//! demand.
+//! demand. A call answers with what the store holds when it starts.
 
 use std::fmt;
 use std::sync::Arc;
@@ -56,16 +56,21 @@ impl FlakySource {
 
 #[async_trait]
 impl SecretSource for FlakySource {
+    /// Answers as the store and the failure switch are when the call starts; the answer
+    /// arrives after the delay (as a service's answer crosses the network), so a value put
+    /// during a call is not in that call's answer.
     async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let delay = *self.delay.lock().unwrap();
+        let failure = *self.fail_with.lock().unwrap();
+        let answer = match failure {
+            Some(kind) => Err(Error::from_kind(kind, "flaky", id.as_str(), None)),
+            None => self.store.get(id, version).await,
+        };
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        if let Some(kind) = *self.fail_with.lock().unwrap() {
-            return Err(Error::from_kind(kind, "flaky", id.as_str(), None));
-        }
-        self.store.get(id, version).await
+        answer
     }
 }
 
