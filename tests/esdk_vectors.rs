@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use aws_lc_rs::digest::{SHA256, digest};
-use secret_loader::secrecy::SecretSlice;
+use secret_loader::secrecy::{ExposeSecret, SecretSlice};
 use secret_loader::{AlgorithmSuite, Envelope, ErrorKind, SecretId};
 use serde_json::Value;
 
@@ -128,4 +128,218 @@ async fn official_python_sdk_vectors_open_exactly_when_good() {
         manifest.len(),
         failures.join("\n  ")
     );
+}
+
+/// Messages whose tags all check but that break a rule, written by the test-only writer
+/// (`secret_loader::testing::message`) with the oracle's raw AES key, each with the reason it
+/// must be refused for (compared, not just "refused"): an unsigned suite carrying a
+/// verification key, a signed suite without one (or with a key that is no P-384 point), an
+/// unsigned message where the reader requires signed ones, each limit crossed by one, an
+/// `aws-kms` data key whose provider info is not a key ARN, a data key under another provider
+/// id, a duplicated context key. A good message written the same way opens, so each refusal
+/// is the rule's and not the writer's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_that_authenticate_but_break_a_rule_are_refused_for_that_rule() {
+    use secret_loader::testing::message::{self, DataKeyEntry, PUBLIC_KEY_CONTEXT};
+    use std::collections::BTreeMap;
+
+    let key = SecretSlice::from(vec![0x42u8; 32]);
+    let reader = |suite| Envelope::raw_aes("secret-loader-oracle", "wrapping-key-1", &key, suite);
+    let unsigned_reader = reader(AlgorithmSuite::Committing).await.unwrap();
+    let signed_reader = reader(AlgorithmSuite::CommittingSigned).await.unwrap();
+    let id = SecretId::new("vectors/app").unwrap();
+
+    // The context every message of `id` in `file+kms` carries.
+    let genuine = unsigned_reader
+        .seal(
+            "file+kms",
+            &id,
+            &secret_loader::SecretValue::text("rule-canary"),
+        )
+        .await
+        .unwrap();
+    let context = message::parse_header(&genuine).unwrap().context;
+    let with = |pairs: &[(&str, &str)]| {
+        let mut context = context.clone();
+        for (k, v) in pairs {
+            context.insert((*k).to_owned(), (*v).to_owned());
+        }
+        context
+    };
+    // A message whose every tag checks: a data key wrapped by the reader's own key for
+    // exactly this context, then the given suite, data keys (ours last) and frame length.
+    let write = |suite: u16,
+                 context: BTreeMap<String, String>,
+                 others: Vec<DataKeyEntry>,
+                 frame: u32,
+                 plaintext: Vec<u8>| {
+        let key = &key;
+        async move {
+            let (data_key, ours) = message::raw_aes_data_key(
+                "secret-loader-oracle",
+                "wrapping-key-1",
+                key.expose_secret(),
+                &context,
+            )
+            .await
+            .unwrap();
+            let mut entries = others;
+            entries.push(ours);
+            message::write(suite, &context, &entries, &data_key, &plaintext, frame).unwrap()
+        }
+    };
+    struct Case {
+        name: &'static str,
+        bytes: Vec<u8>,
+        signed_reader: bool,
+        reason: &'static str,
+    }
+    let public_key = message::verification_key().unwrap();
+    let kms_edk = |info: &str| DataKeyEntry {
+        provider_id: "aws-kms".into(),
+        provider_info: info.as_bytes().to_vec(),
+        ciphertext: vec![1, 2, 3],
+    };
+    let foreign = DataKeyEntry {
+        provider_id: "another-namespace".into(),
+        provider_info: b"wrapping-key-1".to_vec(),
+        ciphertext: vec![0u8; 48],
+    };
+    let p = || b"p".to_vec();
+    let cases = vec![
+        Case {
+            name: "a good message written the same way",
+            bytes: write(0x0478, context.clone(), vec![], 4096, p()).await,
+            signed_reader: false,
+            reason: "",
+        },
+        Case {
+            name: "a signed message whose verification key is not its signer's",
+            bytes: write(
+                0x0578,
+                with(&[(PUBLIC_KEY_CONTEXT, &public_key)]),
+                vec![],
+                4096,
+                p(),
+            )
+            .await,
+            signed_reader: true,
+            // The writer signs with a fresh key of its own, not the one in the context.
+            reason: "message does not authenticate: the signature",
+        },
+        Case {
+            name: "unsigned suite with a verification key",
+            bytes: write(
+                0x0478,
+                with(&[(PUBLIC_KEY_CONTEXT, &public_key)]),
+                vec![],
+                4096,
+                p(),
+            )
+            .await,
+            signed_reader: false,
+            reason: "an unsigned suite whose context carries a verification key",
+        },
+        Case {
+            name: "signed suite without a verification key",
+            bytes: write(0x0578, context.clone(), vec![], 4096, p()).await,
+            signed_reader: false,
+            reason: "a signed suite without its verification key",
+        },
+        Case {
+            name: "signed suite whose verification key is no P-384 point",
+            bytes: write(
+                0x0578,
+                with(&[(PUBLIC_KEY_CONTEXT, "AAAA")]),
+                vec![],
+                4096,
+                p(),
+            )
+            .await,
+            signed_reader: false,
+            reason: "is not a compressed P-384 point",
+        },
+        Case {
+            name: "unsigned message to a reader that requires signed ones",
+            bytes: write(0x0478, context.clone(), vec![], 4096, p()).await,
+            signed_reader: true,
+            reason: "this reader requires signed ones",
+        },
+        Case {
+            name: "five encrypted data keys (the limit is four)",
+            bytes: write(0x0478, context.clone(), vec![foreign.clone(); 4], 4096, p()).await,
+            signed_reader: false,
+            reason: "5 encrypted data keys (at most 4 are read)",
+        },
+        Case {
+            name: "four encrypted data keys, the limit",
+            bytes: write(0x0478, context.clone(), vec![foreign.clone(); 3], 4096, p()).await,
+            signed_reader: false,
+            reason: "",
+        },
+        Case {
+            name: "a frame length over 1 MiB",
+            bytes: write(0x0478, context.clone(), vec![], 1024 * 1024 + 1, p()).await,
+            signed_reader: false,
+            reason: "frame length 1048577",
+        },
+        Case {
+            name: "a message over 2 MiB",
+            bytes: write(
+                0x0478,
+                context.clone(),
+                vec![],
+                4096,
+                vec![0u8; 2 * 1024 * 1024],
+            )
+            .await,
+            signed_reader: false,
+            reason: "is over the limit of 2097152",
+        },
+        Case {
+            name: "an aws-kms data key beside ours (not this keyring's: skipped)",
+            bytes: write(
+                0x0478,
+                context.clone(),
+                vec![kms_edk("arn:aws:kms:us-east-1:123456789012:alias/app")],
+                4096,
+                p(),
+            )
+            .await,
+            signed_reader: false,
+            reason: "",
+        },
+        Case {
+            name: "only a data key under another provider id",
+            bytes: message::write(0x0478, &context, &[foreign.clone()], &[9u8; 32], b"p", 4096)
+                .unwrap(),
+            signed_reader: false,
+            reason: "no encrypted data key in the message is for this key",
+        },
+    ];
+    let mut failures = Vec::new();
+    for case in cases {
+        let reader = if case.signed_reader {
+            &signed_reader
+        } else {
+            &unsigned_reader
+        };
+        let opened = reader.open("file+kms", &id, case.bytes).await;
+        match (case.reason, opened) {
+            ("", Ok(_)) => {}
+            ("", Err(err)) => failures.push(format!("{}: refused: {err:?}", case.name)),
+            (reason, Err(err)) => {
+                let chain = err.display_chain().to_string();
+                if err.kind() != ErrorKind::DecryptionFailed || !chain.contains(reason) {
+                    failures.push(format!(
+                        "{}: refused as {:?} `{chain}`, expected `{reason}`",
+                        case.name,
+                        err.kind()
+                    ));
+                }
+            }
+            (_, Ok(_)) => failures.push(format!("{}: opened", case.name)),
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
 }

@@ -282,3 +282,172 @@ async fn concurrent_reads_in_one_task_complete() {
     done.store(true, Ordering::Relaxed);
     watchdog.join().unwrap();
 }
+
+/// The forgery an attacker who may `kms:Decrypt` (every reader of the secret) would try on a
+/// signed secret: take the genuine 0x0578 file, get its data key from KMS with the same
+/// context, and write an unsigned 0x0478 message around another plaintext with the same
+/// encrypted data key and context (the verification key included). Every tag of that message
+/// checks; the specification forbids an unsigned suite whose context carries a verification
+/// key, and both the reader configured for the signed suite and the default reader refuse it
+/// before any KMS call. A reader configured for the signed suite also refuses an unsigned
+/// message that carries no verification key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_who_can_decrypt_cannot_forge_a_signed_secret() {
+    use secret_loader::testing::message;
+    let root = tempfile::tempdir().unwrap();
+    let key = kms_key().await;
+    let url = |suite: &str| {
+        format!(
+            "file+kms://{}?kms_key_id={key}&suite={suite}",
+            root.path().display()
+        )
+    };
+    let signed = secret_loader::Config::from_url(&url("committing-signed"))
+        .unwrap()
+        .build_store()
+        .await
+        .unwrap();
+    let id = SecretId::new("prod/signed").unwrap();
+    signed
+        .put(&id, &SecretValue::text("genuine-value"))
+        .await
+        .unwrap();
+    let path = root.path().join("prod/signed");
+    let genuine = std::fs::read(&path).unwrap();
+    let header = message::parse_header(&genuine).unwrap();
+    assert_eq!(header.suite, 0x0578);
+    assert!(header.context.contains_key(message::PUBLIC_KEY_CONTEXT));
+
+    // The attacker's part: KMS Decrypt of the data key, as any reader may.
+    let kms = common::raw_kms().await;
+    let edk = &header.data_keys[0];
+    let data_key = kms
+        .decrypt()
+        .key_id(&key)
+        .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(edk.ciphertext.clone()))
+        .set_encryption_context(Some(header.context.clone().into_iter().collect()))
+        .send()
+        .await
+        .unwrap()
+        .plaintext
+        .unwrap()
+        .into_inner();
+    let forged = message::write(
+        0x0478,
+        &header.context,
+        &header.data_keys,
+        &data_key,
+        b"forged-value",
+        4096,
+    )
+    .unwrap();
+    std::fs::write(&path, &forged).unwrap();
+
+    let default = secret_loader::Config::from_url(&url("committing"))
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let signed_reader = secret_loader::Config::from_url(&url("committing-signed"))
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    for (name, reader) in [("default", &default), ("signed", &signed_reader)] {
+        let err = reader.get_current(&id).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::DecryptionFailed, "{name}: {err:?}");
+        let chain = err.display_chain().to_string();
+        assert!(
+            chain.contains("unsigned suite whose context carries a verification key"),
+            "{name}: {chain}"
+        );
+        assert!(!chain.contains("forged-value") && !chain.contains("genuine-value"));
+    }
+
+    // Without the verification key the unsigned message is well-formed: the default reader
+    // opens it (what `suite=committing` promises), a signed reader does not.
+    let mut context = header.context.clone();
+    context.remove(message::PUBLIC_KEY_CONTEXT);
+    let data_key_for_new_context = kms
+        .generate_data_key()
+        .key_id(&key)
+        .number_of_bytes(32)
+        .set_encryption_context(Some(context.clone().into_iter().collect()))
+        .send()
+        .await
+        .unwrap();
+    let edk = message::DataKeyEntry {
+        provider_id: "aws-kms".into(),
+        provider_info: key.clone().into_bytes(),
+        ciphertext: data_key_for_new_context
+            .ciphertext_blob
+            .unwrap()
+            .into_inner(),
+    };
+    let unsigned = message::write(
+        0x0478,
+        &context,
+        &[edk],
+        data_key_for_new_context.plaintext.unwrap().as_ref(),
+        b"unsigned-value",
+        4096,
+    )
+    .unwrap();
+    std::fs::write(&path, &unsigned).unwrap();
+    let opened = default.get_current(&id).await.unwrap();
+    assert_eq!(opened.value().expose_str(), Some("unsigned-value"));
+    let err = signed_reader.get_current(&id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DecryptionFailed, "{err:?}");
+    assert!(
+        err.display_chain()
+            .to_string()
+            .contains("this reader requires signed ones"),
+        "{err}"
+    );
+}
+
+/// Non-framed messages (content type 0x01), which the official CLI writes with
+/// `--frame-length 0` (and older SDKs by default), open in both committing suites; a tampered
+/// one does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_framed_files_from_aws_encryption_cli_are_readable() {
+    let key = kms_key().await;
+    let root = tempfile::tempdir().unwrap();
+    let source = file_kms(root.path(), &key).await;
+    let plain_dir = tempfile::tempdir().unwrap();
+    let plain = plain_dir.path().join("plain");
+    let value: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&plain, &value).unwrap();
+    for (suite, algorithm) in [
+        (0x78u8, "AES_256_GCM_HKDF_SHA512_COMMIT_KEY"),
+        (0x78u8, "AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384"),
+    ] {
+        let id = unique_id("non-framed");
+        let target = root.path().join(id.as_str());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        common::run_encryption_cli_with(
+            "--encrypt",
+            &plain,
+            &target,
+            &key,
+            &id,
+            "file+kms",
+            &["--frame-length", "0", "--algorithm", algorithm],
+        );
+        let written = std::fs::read(&target).unwrap();
+        assert_eq!((written[0], written[2]), (0x02, suite), "{algorithm}");
+        let secret = source.get_current(&id).await.unwrap();
+        assert_eq!(secret.value().expose_bytes(), &value[..], "{algorithm}");
+
+        let mut tampered = written.clone();
+        let at = written.len() - 200;
+        tampered[at] ^= 1;
+        std::fs::write(&target, &tampered).unwrap();
+        let err = source.get_current(&id).await.unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::DecryptionFailed,
+            "{algorithm}: {err:?}"
+        );
+    }
+}

@@ -65,7 +65,7 @@ pub use config::{Config, SourceConfig};
 #[cfg(feature = "env")]
 pub use env::{EnvKmsSource, EnvSource};
 #[cfg(feature = "kms")]
-pub use envelope::{AlgorithmSuite, Envelope};
+pub use envelope::{AlgorithmSuite, Envelope, SignaturePolicy};
 pub use error::{BoxError, DisplayChain, Error, ErrorKind, Result, SharedError};
 #[cfg(feature = "file")]
 pub use file::FileKmsSource;

@@ -34,7 +34,7 @@ pub(crate) fn error_code_kind(code: &str) -> Option<ErrorKind> {
 /// [`Error::InvalidConfig`] when the key does not exist; other KMS failures by kind
 /// (throttled, transient, access denied).
 pub(crate) async fn resolve_key_arn(client: &Client, key_id: &str) -> Result<String> {
-    if key_id.starts_with("arn:") && key_id.contains(":key/") {
+    if crate::envelope::is_kms_key_arn(key_id) {
         return Ok(key_id.to_owned());
     }
     let output = client
@@ -55,5 +55,8 @@ pub(crate) async fn resolve_key_arn(client: &Client, key_id: &str) -> Result<Str
     output
         .key_metadata
         .and_then(|meta| meta.arn)
-        .ok_or_else(|| Error::invalid_config(format!("KMS DescribeKey gave no ARN for `{key_id}`")))
+        .filter(|arn| crate::envelope::is_kms_key_arn(arn))
+        .ok_or_else(|| {
+            Error::invalid_config(format!("KMS DescribeKey gave no key ARN for `{key_id}`"))
+        })
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::aead::{AES_128_GCM, AES_192_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_sdk_kms::primitives::Blob;
 use zeroize::Zeroizing;
 
@@ -39,10 +39,28 @@ pub(crate) struct DataKey {
 }
 
 impl Keyring {
-    /// A local keyring; `key` must be 32 bytes.
+    /// A local keyring (`raw-aes-keyring.md`): a wrapping key of 128, 192 or 256 bits, and a
+    /// namespace that is not and doesn't start with `aws-kms` (`keyring-interface.md`, key
+    /// provider ID: reserved for the AWS KMS keyrings).
     pub(crate) fn raw_aes(namespace: &str, name: &str, key: &[u8]) -> Result<Self> {
-        let key = UnboundKey::new(&AES_256_GCM, key)
-            .map_err(|_| Error::invalid_config("a raw AES wrapping key must be 32 bytes"))?;
+        if namespace.starts_with(KMS_PROVIDER_ID) {
+            return Err(Error::invalid_config(format!(
+                "a raw AES keyring's namespace can't start with `{KMS_PROVIDER_ID}` (reserved for AWS KMS)"
+            )));
+        }
+        let algorithm = match key.len() {
+            16 => &AES_128_GCM,
+            24 => &AES_192_GCM,
+            32 => &AES_256_GCM,
+            other => {
+                return Err(Error::invalid_config(format!(
+                    "a raw AES wrapping key is 128, 192 or 256 bits, not {} bits",
+                    other * 8
+                )));
+            }
+        };
+        let key = UnboundKey::new(algorithm, key)
+            .map_err(|_| Error::invalid_config("the raw AES wrapping key can't be used"))?;
         Ok(Self::RawAes {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
@@ -90,7 +108,7 @@ impl Keyring {
                     .unwrap_or_default();
                 if plaintext.len() != DATA_KEY_LEN
                     || ciphertext.is_empty()
-                    || !answered.starts_with("arn:")
+                    || !is_kms_key_arn(&answered)
                 {
                     return Err(other(
                         backend,
@@ -160,6 +178,17 @@ impl Keyring {
             // aws-kms-keyring.md, OnDecrypt: provider ID `aws-kms`, provider info our key ARN;
             // Decrypt with that key ID and the context; the answer's key ID must be ours.
             Self::Kms { client, key_arn } => {
+                // An `aws-kms` key whose provider info is not a KMS key ARN: OnDecrypt MUST fail.
+                if encrypted.iter().any(|edk| {
+                    edk.provider_id == KMS_PROVIDER_ID
+                        && !std::str::from_utf8(&edk.provider_info).is_ok_and(is_kms_key_arn)
+                }) {
+                    return Err(decryption_failed(
+                        backend,
+                        id,
+                        "an aws-kms encrypted data key whose provider info is not a KMS key ARN",
+                    ));
+                }
                 for edk in encrypted.iter().filter(|edk| {
                     edk.provider_id == KMS_PROVIDER_ID && edk.provider_info == key_arn.as_bytes()
                 }) {
@@ -256,6 +285,23 @@ impl Keyring {
     }
 }
 
+/// A valid AWS KMS ARN with the resource type `key` (`framework/aws-kms/aws-kms-key-arn.md`):
+/// `arn`, a partition, `kms`, a region, an account, then `key/` and a non-empty id.
+pub(crate) fn is_kms_key_arn(text: &str) -> bool {
+    let parts: Vec<&str> = text.splitn(6, ':').collect();
+    let [arn, partition, service, region, account, resource] = parts[..] else {
+        return false;
+    };
+    arn == "arn"
+        && !partition.is_empty()
+        && service == "kms"
+        && !region.is_empty()
+        && !account.is_empty()
+        && resource
+            .split_once('/')
+            .is_some_and(|(kind, id)| kind == "key" && !id.is_empty())
+}
+
 fn kms_context(context: &BTreeMap<String, String>) -> HashMap<String, String> {
     context
         .iter()
@@ -292,4 +338,53 @@ fn other(backend: &'static str, id: &str, what: &str) -> Error {
 
 fn decryption_failed(backend: &'static str, id: &str, what: &str) -> Error {
     Error::from_kind(ErrorKind::DecryptionFailed, backend, id, Some(what.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kms_key_arns_are_validated_as_the_specification_says() {
+        for good in [
+            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "arn:aws-cn:kms:cn-north-1:123456789012:key/mrk-1",
+            "arn:aws:kms:us-east-1:123456789012:key/a/b",
+        ] {
+            assert!(is_kms_key_arn(good), "{good}");
+        }
+        for bad in [
+            "",
+            "1234abcd-12ab-34cd-56ef-1234567890ab",
+            "alias/app",
+            "arn:aws:kms:us-east-1:123456789012:alias/app",
+            "arn:aws:s3:us-east-1:123456789012:key/x",
+            "arn::kms:us-east-1:123456789012:key/x",
+            "arn:aws:kms::123456789012:key/x",
+            "arn:aws:kms:us-east-1::key/x",
+            "arn:aws:kms:us-east-1:123456789012:key/",
+            "arn:aws:kms:us-east-1:123456789012:key",
+            "urn:aws:kms:us-east-1:123456789012:key/x",
+        ] {
+            assert!(!is_kms_key_arn(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn raw_aes_keys_are_128_192_or_256_bits_and_aws_kms_is_reserved() {
+        for len in [16, 24, 32] {
+            assert!(
+                Keyring::raw_aes("ns", "k", &vec![1u8; len]).is_ok(),
+                "{len}"
+            );
+        }
+        for len in [0, 15, 31, 33, 64] {
+            let err = Keyring::raw_aes("ns", "k", &vec![1u8; len]).err().unwrap();
+            assert!(err.to_string().contains("128, 192 or 256 bits"), "{err}");
+        }
+        for namespace in ["aws-kms", "aws-kms-mrk", "aws-kmsx"] {
+            let err = Keyring::raw_aes(namespace, "k", &[1u8; 32]).err().unwrap();
+            assert!(err.to_string().contains("reserved"), "{err}");
+        }
+    }
 }

@@ -29,10 +29,11 @@ use crate::id::SecretId;
 use crate::value::SecretValue;
 
 pub(crate) mod format;
-mod keyring;
+pub(crate) mod keyring;
 
 use format::{FRAME_LENGTH, FormatError, Limits, PUBLIC_KEY_CONTEXT, SigningKey, Suite};
 use keyring::Keyring;
+pub(crate) use keyring::is_kms_key_arn;
 
 /// Encryption-context key holding the secret id.
 pub const CONTEXT_ID: &str = "secret-loader:id";
@@ -84,6 +85,19 @@ impl FromStr for AlgorithmSuite {
     }
 }
 
+/// Which suites a reader opens (`client-apis/decrypt.md` has the opposite switch: the
+/// official SDKs' "decrypt unsigned only" streaming mode refuses *signed* messages; a secret
+/// loader reads whole messages, and its reason to choose is the reverse: when secrets are
+/// signed, a reader who can decrypt data keys must not be able to forge an unsigned one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignaturePolicy {
+    /// Signed messages only (an envelope configured with `suite=committing-signed`).
+    RequireSigned,
+    /// Both committing suites (the default).
+    AllowUnsigned,
+}
+
 /// The KMS key a backend that seals envelopes can't do without (`kms_key_id=` or `--kms-key`).
 ///
 /// # Errors
@@ -120,12 +134,13 @@ impl Envelope {
         Ok(Self::with_keyring(Keyring::Kms { client, key_arn }, suite))
     }
 
-    /// Envelopes under a local 256-bit AES wrapping key (the AWS Encryption SDK's raw AES
-    /// keyring), named by `namespace` and `name` as that keyring requires. For tests and
-    /// offline use: whoever holds the key can open every envelope.
+    /// Envelopes under a local AES wrapping key of 128, 192 or 256 bits (the AWS Encryption
+    /// SDK's raw AES keyring), named by `namespace` and `name` as that keyring requires. For
+    /// tests and offline use: whoever holds the key can open every envelope.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] when the key is not 32 bytes.
+    /// [`Error::InvalidConfig`] when the key is not 16, 24 or 32 bytes, or the namespace is or
+    /// starts with `aws-kms` (reserved for AWS KMS).
     pub async fn raw_aes(
         namespace: &str,
         name: &str,
@@ -153,6 +168,16 @@ impl Envelope {
     /// The suite used to seal.
     pub fn suite(&self) -> AlgorithmSuite {
         self.suite
+    }
+
+    /// What this envelope opens: an envelope that seals with the signed suite opens signed
+    /// messages only (a reader who may decrypt data keys could otherwise write an unsigned
+    /// message that it accepts); one that seals with the unsigned suite opens both.
+    pub fn signature_policy(&self) -> SignaturePolicy {
+        match self.suite {
+            AlgorithmSuite::CommittingSigned => SignaturePolicy::RequireSigned,
+            AlgorithmSuite::Committing => SignaturePolicy::AllowUnsigned,
+        }
     }
 
     /// Seals `value` for secret `id` in `backend`.
@@ -258,6 +283,9 @@ impl Envelope {
         }
         let refused = |e| format_error(ErrorKind::DecryptionFailed, backend, id, e);
         let (header, body_at) = format::parse_header(&message, &self.limits).map_err(refused)?;
+        // Before any key is asked for: the suite and its verification key agree, and the
+        // reader's signature policy admits the suite.
+        format::check_signature_rules(&header, self.signature_policy()).map_err(refused)?;
         // decrypt.md: the context given by the caller must be in the message's.
         for (key, value) in context(backend, id, extra)? {
             if header.context.get(&key) != Some(&value) {

@@ -212,7 +212,21 @@ pub fn run_encryption_cli(
     id: &SecretId,
     backend: &str,
 ) {
+    run_encryption_cli_with(mode, input, output, key, id, backend, &[]);
+}
+
+/// [`run_encryption_cli`] with more arguments (`--frame-length 0`, `--algorithm ...`).
+pub fn run_encryption_cli_with(
+    mode: &str,
+    input: &std::path::Path,
+    output: &std::path::Path,
+    key: &str,
+    id: &SecretId,
+    backend: &str,
+    extra: &[&str],
+) {
     let run = std::process::Command::new(encryption_cli())
+        .args(extra)
         .args([mode, "--input"])
         .arg(input)
         .arg("--output")

@@ -18,6 +18,8 @@ mod emulator;
 mod env_store;
 mod fake_http;
 mod flaky;
+#[cfg(feature = "kms")]
+pub mod message;
 
 #[cfg(feature = "aws")]
 pub use emulator::*;
