@@ -547,9 +547,8 @@ async fn sources_that_print_alike_never_share_tmp_entries() {
     let second = common::SecondEmulator::start();
     let id = common::unique_id("twin");
     let first_source = Arc::new(common::secretsmanager().await);
-    let second_source = Arc::new(SecretsManagerSource::from_sdk_config(
-        &second.sdk_config().await,
-    ));
+    let second_source =
+        Arc::new(SecretsManagerSource::from_sdk_config(&second.sdk_config().await).await);
     assert_eq!(
         first_source.to_string(),
         second_source.to_string(),

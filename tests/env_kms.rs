@@ -183,8 +183,9 @@ async fn kms_down_is_transient() {
     let config = secret_loader::config::EnvKmsConfig::default();
     let environment = Environment::map();
     environment.set("TOK", "AAAA");
-    let source =
-        secret_loader::EnvKmsSource::from_config(&sdk, &config).with_environment(environment);
+    let source = secret_loader::EnvKmsSource::from_config(&sdk, &config)
+        .await
+        .with_environment(environment);
     let err = source
         .get_current(&SecretId::new("tok").unwrap())
         .await

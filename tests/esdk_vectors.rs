@@ -311,8 +311,15 @@ async fn messages_that_authenticate_but_break_a_rule_are_refused_for_that_rule()
         },
         Case {
             name: "only a data key under another provider id",
-            bytes: message::write(0x0478, &context, &[foreign.clone()], &[9u8; 32], b"p", 4096)
-                .unwrap(),
+            bytes: message::write(
+                0x0478,
+                &context,
+                std::slice::from_ref(&foreign),
+                &[9u8; 32],
+                b"p",
+                4096,
+            )
+            .unwrap(),
             signed_reader: false,
             reason: "no encrypted data key in the message is for this key",
         },

@@ -165,7 +165,7 @@ async fn config_url_builds_a_working_source() {
 #[tokio::test]
 async fn emulator_down_is_a_transient_error_in_bounded_time() {
     let sdk = common::down_sdk_config().await;
-    let source = SecretsManagerSource::from_sdk_config(&sdk);
+    let source = SecretsManagerSource::from_sdk_config(&sdk).await;
 
     let started = Instant::now();
     let result = tokio::time::timeout(
@@ -223,7 +223,7 @@ async fn get_many_falls_back_to_single_reads_with_a_bound_on_concurrency() {
     });
     let options = common::aws_options(fake.endpoint());
     let sdk = secret_loader::aws::load_sdk_config(&options).await.unwrap();
-    let source = SecretsManagerSource::from_sdk_config(&sdk);
+    let source = SecretsManagerSource::from_sdk_config(&sdk).await;
     let ids: Vec<SecretId> = (0..100)
         .map(|i| SecretId::new(format!("bulk/{i}")).unwrap())
         .collect();

@@ -59,6 +59,7 @@ async fn behaviour_suite_passes_under_a_hierarchy_from_a_url() {
             other => panic!("{other:?}"),
         },
     )
+    .await
     .unwrap();
     assert_eq!(source.id_for_name(parameter.name().unwrap()), Some(id));
 }
@@ -182,6 +183,7 @@ async fn emulator_down_is_transient() {
     let sdk = common::down_sdk_config().await;
     let source =
         secret_loader::SsmSource::from_config(&sdk, &secret_loader::config::SsmConfig::default())
+            .await
             .unwrap();
     let err = source
         .get_current(&SecretId::new("x").unwrap())

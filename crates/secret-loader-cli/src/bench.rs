@@ -978,6 +978,7 @@ async fn seed(
             (Seed::SealedVariable(variable), secret_loader::SourceConfig::EnvKms(env)) => {
                 let sdk = secret_loader::aws::load_sdk_config(&env.aws).await?;
                 let sealed = secret_loader::EnvKmsSource::from_config(&sdk, env)
+                    .await
                     .seal(id, value, Some(function))
                     .await?;
                 environment.insert(variable.clone(), sealed);

@@ -315,7 +315,7 @@ async fn seal(config: &Config, args: SealArgs) -> Result<(), Error> {
         Err(_) => SecretValue::binary(bytes.as_slice()),
     };
     let sdk = secret_loader::aws::load_sdk_config(&env_config.aws).await?;
-    let source = EnvKmsSource::from_config(&sdk, env_config);
+    let source = EnvKmsSource::from_config(&sdk, env_config).await;
     let sealed = source.seal(&id, &value, args.function.as_deref()).await?;
     let name = source.variable_name(&id);
     write_stdout(format!("{sealed}\n").as_bytes())?;

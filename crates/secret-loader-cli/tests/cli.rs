@@ -540,3 +540,249 @@ async fn serve_answers_the_secretsmanager_route_until_sigterm() {
     assert!(stderr.contains("serving on 127.0.0.1"), "{stderr}");
     assert!(!stderr.contains("AKIASERVE"), "{stderr}");
 }
+
+/// Two principals on one host, one shared `/tmp` cache directory: a process signed in to
+/// account 111… and one with an assumed role's credentials in account 222… each hold a
+/// secret of the same name. Each reads its own account's value, in plaintext and in
+/// encrypted mode, before and after the other has written its entry: the cache identity
+/// holds the credentials' principal, not only region, endpoint and profile name.
+#[tokio::test]
+async fn two_principals_never_read_each_others_tmp_entries() {
+    let python = std::env::var("SECRET_LOADER_PYTHON").expect("run with scripts/test");
+    let name = unique_id("principals");
+    // The second principal: an assumed role in another account, with its own secret and key
+    // alias; the first gets the same names under the default test credentials.
+    let setup = format!(
+        r#"
+import boto3, json
+def seed(session, value):
+    session.client("secretsmanager").create_secret(Name="{name}", SecretString=value)
+    kms = session.client("kms")
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName="alias/{alias}", TargetKeyId=key)
+seed(boto3.Session(), "account-one-value")
+role = boto3.client("sts").assume_role(
+    RoleArn="arn:aws:iam::222222222222:role/second", RoleSessionName="second-principal"
+)["Credentials"]
+second = boto3.Session(
+    aws_access_key_id=role["AccessKeyId"],
+    aws_secret_access_key=role["SecretAccessKey"],
+    aws_session_token=role["SessionToken"],
+)
+seed(second, "account-two-value")
+print(json.dumps([role["AccessKeyId"], role["SecretAccessKey"], role["SessionToken"]]))
+"#,
+        alias = name.as_str().replace('/', "-"),
+    );
+    let out = Command::new(&python).args(["-c", &setup]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let role: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    let second = [
+        ("AWS_ACCESS_KEY_ID", role[0].as_str()),
+        ("AWS_SECRET_ACCESS_KEY", role[1].as_str()),
+        ("AWS_SESSION_TOKEN", role[2].as_str()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let alias = format!("alias/{}", name.as_str().replace('/', "-"));
+    for layer in [
+        "tmp_plaintext=true".to_owned(),
+        format!("tmp_kms_key_id={alias}"),
+    ] {
+        let url = format!(
+            "{}{}tmp_ttl=1h&tmp_dir={}/cache&{layer}",
+            secretsmanager_url(),
+            if secretsmanager_url().contains('?') {
+                "&"
+            } else {
+                "?"
+            },
+            dir.path().display()
+        );
+        let read = |vars: &[(&str, &str)]| {
+            let out = cli_with_env(&["get", name.as_str(), "--source", &url], b"", vars);
+            assert!(out.status.success(), "{layer}: {}", stderr(&out));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        for _ in 0..2 {
+            assert_eq!(read(&[]), "account-one-value", "{layer}");
+            assert_eq!(read(&second), "account-two-value", "{layer}");
+        }
+    }
+    let entries = std::fs::read_dir(dir.path().join("cache")).unwrap().count();
+    assert_eq!(entries, 4, "one entry per principal and mode");
+}
+
+/// The endpoint in the cache identity is the one the client really uses: a process whose
+/// `AWS_ENDPOINT_URL_SECRETS_MANAGER` sends Secrets Manager to another emulator (while
+/// `AWS_ENDPOINT_URL` is the same for both) reads that emulator's value, not the entry the
+/// first process left in the shared `/tmp` directory.
+#[tokio::test]
+async fn a_per_service_endpoint_is_part_of_the_cache_identity() {
+    let second = common::SecondEmulator::start();
+    let id = unique_id("service-endpoint");
+    raw_secretsmanager()
+        .await
+        .create_secret()
+        .name(id.as_str())
+        .secret_string("first-emulator")
+        .send()
+        .await
+        .unwrap();
+    aws_sdk_secretsmanager::Client::new(&second.sdk_config().await)
+        .create_secret()
+        .name(id.as_str())
+        .secret_string("second-emulator")
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "secretsmanager://?region=us-east-1&tmp_ttl=1h&tmp_plaintext=true&tmp_dir={}",
+        dir.path().display()
+    );
+    let read = |vars: &[(&str, &str)]| {
+        let out = cli_with_env(&["get", id.as_str(), "--source", &url], b"", vars);
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let elsewhere = [("AWS_ENDPOINT_URL_SECRETS_MANAGER", second.endpoint())];
+    assert_eq!(read(&[]), "first-emulator");
+    assert_eq!(read(&elsewhere), "second-emulator");
+    assert_eq!(read(&[]), "first-emulator");
+}
+
+/// `env+kms://` under a `/tmp` layer: two processes (two functions' configurations) whose
+/// variable of the same name holds different ciphertexts each read their own value through
+/// one shared cache directory (the entry is named by the variable's content too); and a
+/// `/tmp` layer over plaintext `env://` is refused, since it saves nothing and would copy the
+/// value to disk.
+#[tokio::test]
+async fn env_kms_tmp_entries_follow_the_variables_content() {
+    let endpoint = common::emulator_endpoint();
+    let key = common::kms_key().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "env+kms://?region=us-east-1&endpoint_url={endpoint}&prefix=TMPENV_&tmp_ttl=1h\
+         &tmp_plaintext=true&tmp_dir={}",
+        dir.path().display()
+    );
+    let seal = |value: &str| {
+        let out = cli(
+            &["seal", "app/token", "--source", &url, "--kms-key", &key],
+            value.as_bytes(),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let (first, second) = (seal("first-function"), seal("second-function"));
+    let read = |ciphertext: &str| {
+        let out = cli_with_env(
+            &["get", "app/token", "--source", &url],
+            b"",
+            &[("TMPENV_APP_TOKEN", ciphertext)],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for _ in 0..2 {
+        assert_eq!(read(&first), "first-function");
+        assert_eq!(read(&second), "second-function");
+    }
+
+    let plain = format!(
+        "env://?prefix=TMPENV_&tmp_ttl=1h&tmp_plaintext=true&tmp_dir={}",
+        dir.path().display()
+    );
+    let refused = cli_with_env(
+        &["get", "app/token", "--source", &plain],
+        b"",
+        &[("TMPENV_APP_TOKEN", "plain-canary")],
+    );
+    let err = assert_failed(&refused, 7, "plain-canary");
+    assert!(err.contains("saves nothing"), "{err}");
+}
+
+/// Two users on one host (root and `nobody`, run through `setpriv`), one `TMPDIR`: whoever
+/// comes first, the other's program still reads, because the default cache directory is per
+/// user (`$TMPDIR/secret-loader-<uid>`). A `tmp_dir` that belongs to another user turns the
+/// layer off with a warning; the read still succeeds. Needs root (as CI runs); elsewhere it
+/// says so and checks nothing.
+#[tokio::test]
+async fn two_users_on_one_host_both_read_whoever_creates_the_cache_first() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to run a second user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let id = unique_id("two-users");
+    raw_secretsmanager()
+        .await
+        .create_secret()
+        .name(id.as_str())
+        .secret_string("shared-host-value")
+        .send()
+        .await
+        .unwrap();
+    // The binary where `nobody` may run it.
+    let bin_dir = tempfile::tempdir().unwrap();
+    let bin = bin_dir.path().join("secret-loader");
+    std::fs::copy(env!("CARGO_BIN_EXE_secret-loader"), &bin).unwrap();
+    for path in [bin_dir.path(), bin.as_path()] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let run = |as_nobody: bool, tmpdir: &std::path::Path, extra: &str| {
+        let url = format!(
+            "{}&tmp_ttl=1h&tmp_plaintext=true{extra}",
+            secretsmanager_url()
+        );
+        let mut command = if as_nobody {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(&bin);
+            c
+        } else {
+            Command::new(&bin)
+        };
+        let out = command
+            .args(["get", id.as_str(), "--source", &url])
+            .env("TMPDIR", tmpdir)
+            .env("SECRET_LOADER_LOG", "warn")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("SECRET_LOADER_SOURCE")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "nobody={as_nobody}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, b"shared-host-value", "nobody={as_nobody}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    for nobody_first in [true, false] {
+        let tmpdir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(tmpdir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        run(nobody_first, tmpdir.path(), "");
+        run(!nobody_first, tmpdir.path(), "");
+        run(nobody_first, tmpdir.path(), "");
+        for (uid, dir) in [(0, "secret-loader-0"), (65534, "secret-loader-65534")] {
+            let meta = std::fs::metadata(tmpdir.path().join(dir)).unwrap();
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!((meta.uid(), meta.mode() & 0o777), (uid, 0o700), "{dir}");
+        }
+        // An explicit directory of root's: for nobody the layer is off, the read succeeds.
+        let roots = tmpdir.path().join("roots");
+        std::fs::create_dir(&roots).unwrap();
+        std::fs::set_permissions(&roots, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let warned = run(
+            true,
+            tmpdir.path(),
+            &format!("&tmp_dir={}", roots.display()),
+        );
+        assert!(warned.contains("tmp cache layer is off"), "{warned}");
+    }
+}

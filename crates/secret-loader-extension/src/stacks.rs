@@ -291,16 +291,30 @@ impl SecretSource for Bounded {
         self.inner.identity()
     }
 
+    fn identity_of(&self, id: &SecretId) -> String {
+        self.inner.identity_of(id)
+    }
+
     async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
-        let _permit = self
-            .permits
+        let _permit = self.permit().await?;
+        self.inner.get(id, version).await
+    }
+
+    async fn refresh(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
+        let _permit = self.permit().await?;
+        self.inner.refresh(id, version).await
+    }
+}
+
+impl Bounded {
+    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        self.permits
             .acquire()
             .await
             .map_err(|_| Error::Unsupported {
                 backend: "extension",
                 operation: "reading while shutting down".into(),
-            })?;
-        self.inner.get(id, version).await
+            })
     }
 }
 

@@ -326,14 +326,19 @@ pub struct EnvKmsSource {
 impl EnvKmsSource {
     /// The source `config` describes over this process's environment, with a KMS client
     /// from `sdk`.
-    pub fn from_config(sdk: &SdkConfig, config: &EnvKmsConfig) -> Self {
+    pub async fn from_config(sdk: &SdkConfig, config: &EnvKmsConfig) -> Self {
         Self {
             kms: KmsClient::new(sdk),
             environment: Environment::process(),
             prefix: config.prefix.clone(),
             kms_key_id: config.kms_key_id.clone(),
             context: config.context.clone(),
-            scope: crate::aws::scope(sdk, config.aws.profile.as_deref()),
+            scope: crate::aws::scope(
+                sdk,
+                config.aws.profile.as_deref(),
+                &[crate::aws::service::KMS],
+            )
+            .await,
         }
     }
 
@@ -428,6 +433,21 @@ impl SecretSource for EnvKmsSource {
             self.prefix,
             self.context
         )
+    }
+
+    /// The identity plus a hash of the variable's content (or `unset`): two processes on one
+    /// host whose variables hold different ciphertexts never share a `/tmp` entry.
+    fn identity_of(&self, id: &SecretId) -> String {
+        use sha2::{Digest, Sha256};
+        let content = match self.environment.lookup(&self.variable_name(id)) {
+            Ok(Some(text)) => Sha256::digest(text.expose_secret().as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            Ok(None) => "unset".to_owned(),
+            Err(()) => "not-utf8".to_owned(),
+        };
+        format!("{};variable={content}", self.identity())
     }
 
     async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {

@@ -81,6 +81,9 @@ impl FileConfig {
 pub struct FileKmsSource {
     root: PathBuf,
     envelope: Arc<Envelope>,
+    /// KMS's endpoint, the region, profile and principal (built from configuration), else
+    /// `endpoint=unknown`: see [`crate::aws`]'s `scope`.
+    scope: String,
 }
 
 /// What went wrong under the root, before it becomes an [`Error`] with backend and id.
@@ -126,6 +129,7 @@ impl FileKmsSource {
         Ok(Self {
             root: canonical,
             envelope,
+            scope: "endpoint=unknown".into(),
         })
     }
 
@@ -136,7 +140,14 @@ impl FileKmsSource {
     pub async fn from_config(sdk: &SdkConfig, config: &FileConfig) -> Result<Self> {
         let key = required_kms_key(BACKEND, config.kms_key_id.as_deref())?;
         let envelope = Envelope::kms(aws_sdk_kms::Client::new(sdk), key, config.suite).await?;
-        Self::new(&config.root, Arc::new(envelope))
+        let mut source = Self::new(&config.root, Arc::new(envelope))?;
+        source.scope = crate::aws::scope(
+            sdk,
+            config.aws.profile.as_deref(),
+            &[crate::aws::service::KMS],
+        )
+        .await;
+        Ok(source)
     }
 
     /// The resolved root directory.
@@ -238,7 +249,8 @@ fn write_envelope(dir: &Dir, name: &str, bytes: &[u8]) -> Result<bool, FileError
 impl SecretSource for FileKmsSource {
     fn identity(&self) -> String {
         format!(
-            "{BACKEND}:root={};key={}",
+            "{BACKEND}:{};root={};key={}",
+            self.scope,
             self.root.display(),
             self.envelope.key_label()
         )

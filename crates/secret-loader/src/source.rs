@@ -57,6 +57,16 @@ pub trait SecretSource: Debug + Display + Send + Sync + 'static {
         self.get(id, version).await
     }
 
+    /// The identity of the one value `id` reads: [`identity`](SecretSource::identity), plus
+    /// whatever else selects that value in a source that has more (`env+kms://`: a hash of
+    /// the variable's content, so a process whose variable holds another ciphertext never
+    /// reads the entry of the first). The `/tmp` layer names its entries by it. The default
+    /// is `identity()`; layers pass it through.
+    fn identity_of(&self, id: &SecretId) -> String {
+        let _ = id;
+        self.identity()
+    }
+
     /// Reads the current version of many secrets. The default makes concurrent `get` calls
     /// (at most [`DEFAULT_GET_MANY_CONCURRENCY`] at once); backends with a batch API override it.
     async fn get_many(&self, ids: &[SecretId]) -> Vec<Result<Secret>> {

@@ -173,28 +173,93 @@ pub(crate) async fn load_sdk_config_with(
     Ok(config)
 }
 
-/// What selects an AWS backend's data besides its own names, as far as the configuration
-/// says: the region, the endpoint and the shared-config profile (`AWS_PROFILE` when the
-/// options name none). Part of every AWS source's [`identity`](crate::SecretSource::identity).
+/// The AWS services a source calls, by the service id the SDK resolves their endpoints with
+/// (`AWS_ENDPOINT_URL_<SERVICE_ID>`, a profile's `services` section).
+pub(crate) mod service {
+    #[cfg(feature = "secretsmanager")]
+    pub(crate) const SECRETS_MANAGER: &str = "Secrets Manager";
+    #[cfg(feature = "ssm")]
+    pub(crate) const SSM: &str = "SSM";
+    #[cfg(feature = "s3")]
+    pub(crate) const S3: &str = "S3";
+    #[cfg(any(feature = "s3", feature = "file", feature = "env"))]
+    pub(crate) const KMS: &str = "KMS";
+}
+
+/// What selects an AWS backend's data besides its own names: the region, the endpoint each
+/// of `services` really uses (resolved as the service clients resolve it: an explicit
+/// endpoint, else `AWS_ENDPOINT_URL_<SERVICE>` or the profile's `services` section, else
+/// `AWS_ENDPOINT_URL`), FIPS and dual-stack, the shared-config profile, and the credentials'
+/// principal (the account when the credentials name it, and a hash of the access key id),
+/// resolved once here, never per read. Part of every AWS source's
+/// [`identity`](crate::SecretSource::identity): two processes with different credentials, or
+/// a client sent elsewhere by a per-service setting, never share a `/tmp` entry.
 #[cfg_attr(
     not(any(
         feature = "secretsmanager",
         feature = "ssm",
         feature = "s3",
+        feature = "file",
         feature = "env"
     )),
     allow(dead_code)
 )]
-pub(crate) fn scope(sdk: &SdkConfig, profile: Option<&str>) -> String {
+pub(crate) async fn scope(sdk: &SdkConfig, profile: Option<&str>, services: &[&str]) -> String {
     let profile = profile
         .map(str::to_owned)
         .or_else(|| std::env::var("AWS_PROFILE").ok())
         .unwrap_or_else(|| "default".into());
+    let endpoints: Vec<String> = services
+        .iter()
+        .map(|service| format!("{service}={}", service_endpoint(sdk, service)))
+        .collect();
     format!(
-        "region={};endpoint={};profile={profile}",
+        "region={};endpoints={};fips={:?};dualstack={:?};profile={profile};principal={}",
         sdk.region().map_or("", |r| r.as_ref()),
-        sdk.endpoint_url().unwrap_or("default"),
+        endpoints.join(","),
+        sdk.use_fips(),
+        sdk.use_dual_stack(),
+        principal(sdk).await,
     )
+}
+
+/// The endpoint URL a client of `service_id` built from `sdk` uses, as the generated
+/// `Config::from(&SdkConfig)` of every service crate decides it; `default` when the SDK
+/// resolves it from the region.
+fn service_endpoint(sdk: &SdkConfig, service_id: &str) -> String {
+    use aws_types::service_config::ServiceConfigKey;
+    if sdk.get_origin("endpoint_url").is_client_config() {
+        return sdk.endpoint_url().unwrap_or("default").to_owned();
+    }
+    let key = ServiceConfigKey::builder()
+        .service_id(service_id)
+        .env("AWS_ENDPOINT_URL")
+        .profile("endpoint_url")
+        .build();
+    key.ok()
+        .and_then(|key| sdk.service_config()?.load_config(key))
+        .or_else(|| sdk.endpoint_url().map(str::to_owned))
+        .unwrap_or_else(|| "default".into())
+}
+
+/// Who the credentials are: `account:hash` (the account when the credentials carry it, and
+/// the first 16 hex digits of the SHA-256 of the access key id, which is not itself logged
+/// anywhere), `anonymous` without a provider, `unresolved` when they can't be had now.
+async fn principal(sdk: &SdkConfig) -> String {
+    use aws_credential_types::provider::ProvideCredentials;
+    use sha2::{Digest, Sha256};
+    let Some(provider) = sdk.credentials_provider() else {
+        return "anonymous".into();
+    };
+    match provider.provide_credentials().await {
+        Ok(credentials) => {
+            let digest = Sha256::digest(credentials.access_key_id().as_bytes());
+            let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            let account = credentials.account_id().map_or("", |a| a.as_str());
+            format!("{account}:{hash}")
+        }
+        Err(_) => "unresolved".into(),
+    }
 }
 
 /// The scope of a source built from a bare client: only its region is known.

@@ -121,7 +121,7 @@ pub struct S3Source {
     bucket: String,
     prefix: String,
     protection: Protection,
-    /// Region, endpoint and profile: see [`SecretSource::identity`].
+    /// Region, endpoints, profile and principal: see [`crate::aws`]'s `scope`.
     scope: String,
 }
 
@@ -194,7 +194,12 @@ impl S3Source {
             let envelope = Envelope::kms(aws_sdk_kms::Client::new(sdk), key, config.suite).await?;
             Self::envelope(s3, &config.bucket, &config.prefix, Arc::new(envelope))
         };
-        source.scope = crate::aws::scope(sdk, config.aws.profile.as_deref());
+        let services: &[&str] = if server_side {
+            &[crate::aws::service::S3]
+        } else {
+            &[crate::aws::service::S3, crate::aws::service::KMS]
+        };
+        source.scope = crate::aws::scope(sdk, config.aws.profile.as_deref(), services).await;
         Ok(source)
     }
 

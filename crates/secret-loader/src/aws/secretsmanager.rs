@@ -65,7 +65,7 @@ impl SecretsManagerConfig {
 pub struct SecretsManagerSource {
     client: Client,
     kms_key_id: Option<String>,
-    /// Region, endpoint and profile: see [`SecretSource::identity`].
+    /// Region, endpoint, profile and principal: see [`crate::aws`]'s `scope`.
     scope: String,
 }
 
@@ -83,20 +83,22 @@ impl SecretsManagerSource {
 
     /// A source with a client built from a loaded SDK configuration
     /// (share one [`SdkConfig`] between backends: loading it is the slow part).
-    pub fn from_sdk_config(config: &SdkConfig) -> Self {
-        Self::scoped(config, None)
+    pub async fn from_sdk_config(config: &SdkConfig) -> Self {
+        Self::scoped(config, None).await
     }
 
     /// The source `config` describes, with clients from `sdk`.
-    pub fn from_config(sdk: &SdkConfig, config: &SecretsManagerConfig) -> Self {
-        Self::scoped(sdk, config.aws.profile.as_deref()).with_kms_key_id(config.kms_key_id.clone())
+    pub async fn from_config(sdk: &SdkConfig, config: &SecretsManagerConfig) -> Self {
+        Self::scoped(sdk, config.aws.profile.as_deref())
+            .await
+            .with_kms_key_id(config.kms_key_id.clone())
     }
 
-    fn scoped(sdk: &SdkConfig, profile: Option<&str>) -> Self {
+    async fn scoped(sdk: &SdkConfig, profile: Option<&str>) -> Self {
         Self {
             client: Client::new(sdk),
             kms_key_id: None,
-            scope: crate::aws::scope(sdk, profile),
+            scope: crate::aws::scope(sdk, profile, &[crate::aws::service::SECRETS_MANAGER]).await,
         }
     }
 

@@ -177,7 +177,7 @@ pub struct SsmSource {
     client: Client,
     prefix: String,
     kms_key_id: Option<String>,
-    /// Region, endpoint and profile: see [`SecretSource::identity`].
+    /// Region, endpoint, profile and principal: see [`crate::aws`]'s `scope`.
     scope: String,
 }
 
@@ -198,12 +198,18 @@ impl SsmSource {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for a prefix that is not a hierarchy.
-    pub fn from_config(sdk: &SdkConfig, config: &SsmConfig) -> Result<Self> {
+    pub async fn from_config(sdk: &SdkConfig, config: &SsmConfig) -> Result<Self> {
+        let prefix = normalize_prefix(&config.prefix, &config.prefix)?;
         Ok(Self {
             client: Client::new(sdk),
-            prefix: normalize_prefix(&config.prefix, &config.prefix)?,
+            prefix,
             kms_key_id: config.kms_key_id.clone(),
-            scope: crate::aws::scope(sdk, config.aws.profile.as_deref()),
+            scope: crate::aws::scope(
+                sdk,
+                config.aws.profile.as_deref(),
+                &[crate::aws::service::SSM],
+            )
+            .await,
         })
     }
 

@@ -577,6 +577,10 @@ impl SecretSource for MemoryCache {
         self.shared.inner.identity()
     }
 
+    fn identity_of(&self, id: &SecretId) -> String {
+        self.shared.inner.identity_of(id)
+    }
+
     async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
         if let Some(secret) = self.get_fresh(id, version) {
             return Ok(secret);

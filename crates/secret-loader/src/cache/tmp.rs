@@ -250,7 +250,7 @@ impl TmpCache {
         };
         let mut hash = Sha256::new();
         for part in [
-            self.inner.identity(),
+            self.inner.identity_of(id),
             id.to_string(),
             version.to_string(),
             at_rest,

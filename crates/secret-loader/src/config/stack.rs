@@ -68,7 +68,8 @@ impl SourceConfig {
                     crate::aws::secretsmanager::SecretsManagerSource::from_config(
                         aws_sdk(),
                         config,
-                    ),
+                    )
+                    .await,
                 );
                 (source.clone(), Some(source))
             }
@@ -89,13 +90,13 @@ impl SourceConfig {
             ),
             #[cfg(feature = "ssm")]
             Self::Ssm(ref config) => (
-                Arc::new(crate::aws::ssm::SsmSource::from_config(aws_sdk(), config)?),
+                Arc::new(crate::aws::ssm::SsmSource::from_config(aws_sdk(), config).await?),
                 None,
             ),
             #[cfg(feature = "env")]
             Self::EnvKms(ref config) => (
                 Arc::new(ReadOnly {
-                    inner: crate::env::EnvKmsSource::from_config(aws_sdk(), config),
+                    inner: crate::env::EnvKmsSource::from_config(aws_sdk(), config).await,
                     backend: crate::env::BACKEND_KMS,
                     instead: "seal the value with `secret-loader seal` and set the variable \
                               in the function's configuration",
@@ -167,6 +168,12 @@ impl Config {
     }
 
     async fn build_on(&self, http_client: Option<HttpClientHook>) -> Result<Arc<dyn SecretSource>> {
+        if self.tmp.is_some() && self.source.scheme() == super::Scheme::Env {
+            return Err(Error::invalid_config(
+                "a tmp cache over env:// saves nothing (the value is in the process's \
+                 environment already) and would copy a plaintext variable to disk: drop `tmp_ttl`",
+            ));
+        }
         let built = self.source.build_all(http_client).await?;
         let mut source: Arc<dyn SecretSource> = built.store.clone();
         if let Some(options) = &self.tmp {
@@ -270,6 +277,10 @@ impl<S: std::fmt::Display> std::fmt::Display for ReadOnly<S> {
 impl<S: SecretSource> SecretSource for ReadOnly<S> {
     fn identity(&self) -> String {
         self.inner.identity()
+    }
+
+    fn identity_of(&self, id: &crate::SecretId) -> String {
+        self.inner.identity_of(id)
     }
 
     async fn get(

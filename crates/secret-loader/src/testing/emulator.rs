@@ -47,7 +47,7 @@ pub async fn sdk_config() -> SdkConfig {
 /// The Secrets Manager backend on the emulator.
 #[cfg(feature = "secretsmanager")]
 pub async fn secretsmanager() -> crate::SecretsManagerSource {
-    crate::SecretsManagerSource::from_sdk_config(&sdk_config().await)
+    crate::SecretsManagerSource::from_sdk_config(&sdk_config().await).await
 }
 
 /// A new secret in Secrets Manager on the emulator holding `value`.
@@ -81,6 +81,7 @@ pub fn secretsmanager_url() -> String {
 #[cfg(feature = "ssm")]
 pub async fn ssm() -> crate::SsmSource {
     crate::SsmSource::from_config(&sdk_config().await, &crate::config::SsmConfig::default())
+        .await
         .expect("ssm:// is a valid configuration")
 }
 
@@ -102,6 +103,7 @@ pub async fn env_kms(key: &str, context: crate::config::ContextOption) -> super:
     };
     super::SealingStore::new(
         crate::EnvKmsSource::from_config(&sdk_config().await, &config)
+            .await
             .with_environment(crate::env::Environment::map()),
     )
 }

@@ -42,6 +42,10 @@ impl SecretSource for SealingStore {
         self.source.identity()
     }
 
+    fn identity_of(&self, id: &SecretId) -> String {
+        self.source.identity_of(id)
+    }
+
     async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
         self.source.get(id, version).await
     }
