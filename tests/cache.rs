@@ -504,3 +504,33 @@ async fn layers_stack_by_configuration() {
         "{err}"
     );
 }
+
+/// A process that keeps entries in plaintext and one that seals them, on one directory and
+/// one source: each keeps its own entry (the mode and the key name the file), so neither
+/// replaces the other's on every read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_and_sealed_entries_of_one_source_live_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backend, id) = seeded("side-by-side").await;
+    let key = common::kms_key().await;
+    let envelope = common::envelope(&key).await;
+    let plain = tmp_options(dir.path(), Duration::from_secs(60), true);
+    let sealed = tmp_options(dir.path(), Duration::from_secs(60), false);
+    for _ in 0..3 {
+        TmpCache::new(backend.clone(), &plain, TmpAtRest::Plaintext)
+            .unwrap()
+            .get_current(&id)
+            .await
+            .unwrap();
+        TmpCache::new(
+            backend.clone(),
+            &sealed,
+            TmpAtRest::Encrypted(envelope.clone()),
+        )
+        .unwrap()
+        .get_current(&id)
+        .await
+        .unwrap();
+    }
+    assert_eq!(backend.calls(), 2, "one miss per mode, hits after");
+}

@@ -4,8 +4,10 @@
 //! broken one — flipped bits in each header, body and footer field, truncations, reordered
 //! frames, another message's commitment or signature, a version 1.0 message, bytes after the
 //! end — each of which the Python SDK refuses too, except the trailing bytes, which it ignores
-//! and we refuse (a stored envelope is exactly one message; the manifest says so). One run
-//! reports every vector that disagrees.
+//! and we refuse (a stored envelope is exactly one message; the manifest says so). Each broken
+//! vector records the reason our reader must give (`reason` in the manifest), and the test
+//! compares it: a vector refused for another reason is a failure too. One run reports every
+//! vector that disagrees.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -107,6 +109,10 @@ async fn official_python_sdk_vectors_open_exactly_when_good() {
                 value.expose_bytes().len()
             )),
             (Some("reject"), Err(e)) => {
+                let reason = entry["reason"]
+                    .as_str()
+                    .expect("broken vectors record why they are refused");
+                let chain = e.display_chain().to_string();
                 if !matches!(
                     e.kind(),
                     ErrorKind::DecryptionFailed | ErrorKind::InvalidFormat
@@ -115,6 +121,10 @@ async fn official_python_sdk_vectors_open_exactly_when_good() {
                         "{file}: refused as {:?}, not DecryptionFailed or InvalidFormat \
                          ({why}): {e:?}",
                         e.kind()
+                    ));
+                } else if !chain.contains(reason) {
+                    failures.push(format!(
+                        "{file}: refused for `{chain}`, not for the recorded `{reason}` ({why})"
                     ));
                 }
             }

@@ -451,3 +451,74 @@ async fn non_framed_files_from_aws_encryption_cli_are_readable() {
         );
     }
 }
+
+/// An `aws-kms` encrypted data key whose provider info is not a KMS key ARN (an alias ARN
+/// here) fails the read, even beside a good data key for our key (`aws-kms-keyring.md`,
+/// OnDecrypt: the provider info MUST be a valid AWS KMS key ARN or OnDecrypt MUST fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_kms_data_key_without_a_key_arn_fails_the_read() {
+    use secret_loader::testing::message;
+    let root = tempfile::tempdir().unwrap();
+    let key = kms_key().await;
+    let source = file_kms(root.path(), &key).await;
+    let id = SecretId::new("app/arn").unwrap();
+    source
+        .put(&id, &SecretValue::text("arn-canary"))
+        .await
+        .unwrap();
+    let path = root.path().join("app/arn");
+    let genuine = std::fs::read(&path).unwrap();
+    let header = message::parse_header(&genuine).unwrap();
+    let data_key = common::raw_kms()
+        .await
+        .decrypt()
+        .key_id(&key)
+        .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(
+            header.data_keys[0].ciphertext.clone(),
+        ))
+        .set_encryption_context(Some(header.context.clone().into_iter().collect()))
+        .send()
+        .await
+        .unwrap()
+        .plaintext
+        .unwrap()
+        .into_inner();
+    let alias = message::DataKeyEntry {
+        provider_id: "aws-kms".into(),
+        provider_info: b"arn:aws:kms:us-east-1:123456789012:alias/app".to_vec(),
+        ciphertext: vec![1, 2, 3],
+    };
+    let mut entries = vec![alias];
+    entries.extend(header.data_keys.clone());
+    let rewritten = message::write(
+        0x0478,
+        &header.context,
+        &entries,
+        &data_key,
+        b"arn-canary",
+        4096,
+    )
+    .unwrap();
+    std::fs::write(&path, &rewritten).unwrap();
+    let err = source.get_current(&id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DecryptionFailed, "{err:?}");
+    assert!(
+        err.display_chain()
+            .to_string()
+            .contains("provider info is not a KMS key ARN"),
+        "{err}"
+    );
+    // The same message without that entry opens: the refusal is the rule's.
+    let good = message::write(
+        0x0478,
+        &header.context,
+        &header.data_keys,
+        &data_key,
+        b"arn-canary",
+        4096,
+    )
+    .unwrap();
+    std::fs::write(&path, &good).unwrap();
+    let opened = source.get_current(&id).await.unwrap();
+    assert_eq!(opened.value().expose_str(), Some("arn-canary"));
+}
