@@ -708,8 +708,9 @@ async fn env_kms_tmp_entries_follow_the_variables_content() {
 
 /// Two users on one host (root and `nobody`, run through `setpriv`), one `TMPDIR`: whoever
 /// comes first, the other's program still reads, because the default cache directory is per
-/// user (`$TMPDIR/secret-loader-<uid>`). A `tmp_dir` that belongs to another user turns the
-/// layer off with a warning; the read still succeeds. Needs root (as CI runs); elsewhere it
+/// user (`$TMPDIR/secret-loader-<uid>`). A `tmp_dir` that belongs to another user, or a
+/// `TMPDIR` this user can't write to, turns the layer off with a warning; the read still
+/// succeeds. Needs root (as CI runs); elsewhere it
 /// says so and checks nothing.
 #[tokio::test]
 async fn two_users_on_one_host_both_read_whoever_creates_the_cache_first() {
@@ -785,4 +786,11 @@ async fn two_users_on_one_host_both_read_whoever_creates_the_cache_first() {
         );
         assert!(warned.contains("tmp cache layer is off"), "{warned}");
     }
+    // A TMPDIR this user can't write to (root's, 0755: read-only for nobody): the layer is
+    // off, the read succeeds.
+    let read_only = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(read_only.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let warned = run(true, read_only.path(), "");
+    assert!(warned.contains("tmp cache layer is off"), "{warned}");
+    assert!(!read_only.path().join("secret-loader-65534").exists());
 }
