@@ -24,12 +24,7 @@ async fn seeded(value: &str, delay: Duration) -> (Arc<FlakySource>, SecretId) {
 /// tokio's (paused) clock.
 async fn sixty_four(cache: &Arc<MemoryCache>, id: &SecretId) -> (Vec<Result<Secret>>, Duration) {
     let started = tokio::time::Instant::now();
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let (cache, id) = (cache.clone(), id.clone());
-            tokio::spawn(async move { cache.get_current(&id).await })
-        })
-        .collect();
+    let tasks: Vec<_> = (0..64).map(|_| spawn_get(cache, id)).collect();
     let mut results = Vec::new();
     for task in tasks {
         results.push(task.await.unwrap());
@@ -38,6 +33,35 @@ async fn sixty_four(cache: &Arc<MemoryCache>, id: &SecretId) -> (Vec<Result<Secr
 }
 
 const CALL: Duration = Duration::from_secs(5);
+
+/// A memory cache with `ttl` over `backend`, shared with the tasks a test spawns.
+fn memory_over(backend: &Arc<FlakySource>, ttl: Duration) -> Arc<MemoryCache> {
+    Arc::new(MemoryCache::new(backend.clone(), MemoryOptions::new(ttl)))
+}
+
+/// A `get` of `id` through `cache` in a task of its own.
+fn spawn_get(cache: &Arc<MemoryCache>, id: &SecretId) -> tokio::task::JoinHandle<Result<Secret>> {
+    let (cache, id) = (cache.clone(), id.clone());
+    tokio::spawn(async move { cache.get_current(&id).await })
+}
+
+/// A `refresh` of `id` through `cache` in a task of its own.
+fn spawn_refresh(
+    cache: &Arc<MemoryCache>,
+    id: &SecretId,
+) -> tokio::task::JoinHandle<Result<Secret>> {
+    let (cache, id) = (cache.clone(), id.clone());
+    tokio::spawn(async move { cache.refresh(&id, &VersionSelector::Current).await })
+}
+
+/// A `prefetch` of `id` through `cache` in a task of its own.
+fn spawn_prefetch(
+    cache: &Arc<MemoryCache>,
+    id: &SecretId,
+) -> tokio::task::JoinHandle<Vec<Result<()>>> {
+    let (cache, id) = (cache.clone(), id.clone());
+    tokio::spawn(async move { cache.prefetch(std::slice::from_ref(&id)).await })
+}
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_flight_is_shared_by_all_its_callers_and_the_next_request_tries_again() {
@@ -106,19 +130,10 @@ async fn stale_on_error_makes_one_call_per_flight() {
 #[tokio::test(start_paused = true)]
 async fn a_cancelled_caller_leaves_the_flight_to_those_waiting_and_to_the_cache() {
     let (backend, id) = seeded("after-cancel", CALL).await;
-    let cache = Arc::new(MemoryCache::new(
-        backend.clone(),
-        MemoryOptions::new(Duration::from_secs(60)),
-    ));
-    let first = {
-        let (cache, id) = (cache.clone(), id.clone());
-        tokio::spawn(async move { cache.get_current(&id).await })
-    };
+    let cache = memory_over(&backend, Duration::from_secs(60));
+    let first = spawn_get(&cache, &id);
     tokio::time::sleep(Duration::from_millis(1)).await;
-    let second = {
-        let (cache, id) = (cache.clone(), id.clone());
-        tokio::spawn(async move { cache.get_current(&id).await })
-    };
+    let second = spawn_get(&cache, &id);
     tokio::time::sleep(Duration::from_millis(1)).await;
     first.abort();
     let secret = second.await.unwrap().unwrap();
@@ -150,14 +165,8 @@ async fn a_backend_slower_than_the_callers_deadline_is_still_cached() {
 #[tokio::test(start_paused = true)]
 async fn a_read_during_a_prefetch_waits_for_it() {
     let (backend, id) = seeded("prefetched", CALL).await;
-    let cache = Arc::new(MemoryCache::new(
-        backend.clone(),
-        MemoryOptions::new(Duration::from_secs(60)),
-    ));
-    let prefetch = {
-        let (cache, id) = (cache.clone(), id.clone());
-        tokio::spawn(async move { cache.prefetch(std::slice::from_ref(&id)).await })
-    };
+    let cache = memory_over(&backend, Duration::from_secs(60));
+    let prefetch = spawn_prefetch(&cache, &id);
     tokio::time::sleep(Duration::from_millis(1)).await;
     let read = cache.get_current(&id).await.unwrap();
     assert_eq!(read.value().expose_str(), Some("prefetched"));
@@ -168,10 +177,7 @@ async fn a_read_during_a_prefetch_waits_for_it() {
 #[tokio::test(start_paused = true)]
 async fn concurrent_refreshes_share_one_backend_call() {
     let (backend, id) = seeded("v1", CALL).await;
-    let cache = Arc::new(MemoryCache::new(
-        backend.clone(),
-        MemoryOptions::new(Duration::from_secs(60)),
-    ));
+    let cache = memory_over(&backend, Duration::from_secs(60));
     cache.get_current(&id).await.unwrap();
     backend
         .store
@@ -179,12 +185,7 @@ async fn concurrent_refreshes_share_one_backend_call() {
         .await
         .unwrap();
     let started = tokio::time::Instant::now();
-    let refreshes: Vec<_> = (0..16)
-        .map(|_| {
-            let (cache, id) = (cache.clone(), id.clone());
-            tokio::spawn(async move { cache.refresh(&id, &VersionSelector::Current).await })
-        })
-        .collect();
+    let refreshes: Vec<_> = (0..16).map(|_| spawn_refresh(&cache, &id)).collect();
     for refresh in refreshes {
         let secret = refresh.await.unwrap().unwrap();
         assert_eq!(secret.value().expose_str(), Some("v2"));
@@ -205,14 +206,8 @@ async fn concurrent_refreshes_share_one_backend_call() {
 #[tokio::test(start_paused = true)]
 async fn a_flight_started_before_invalidate_does_not_land_its_old_value() {
     let (backend, id) = seeded("old", CALL).await;
-    let cache = Arc::new(MemoryCache::new(
-        backend.clone(),
-        MemoryOptions::new(Duration::from_secs(60)),
-    ));
-    let before = {
-        let (cache, id) = (cache.clone(), id.clone());
-        tokio::spawn(async move { cache.get_current(&id).await })
-    };
+    let cache = memory_over(&backend, Duration::from_secs(60));
+    let before = spawn_get(&cache, &id);
     tokio::time::sleep(Duration::from_millis(1)).await;
     backend
         .store
@@ -229,10 +224,7 @@ async fn a_flight_started_before_invalidate_does_not_land_its_old_value() {
     assert_eq!(backend.calls(), 2);
 
     // The same for invalidate_all.
-    let before = {
-        let (cache, id) = (cache.clone(), id.clone());
-        tokio::spawn(async move { cache.refresh(&id, &VersionSelector::Current).await })
-    };
+    let before = spawn_refresh(&cache, &id);
     tokio::time::sleep(Duration::from_millis(1)).await;
     backend
         .store
@@ -249,14 +241,8 @@ async fn a_flight_started_before_invalidate_does_not_land_its_old_value() {
 #[tokio::test(start_paused = true)]
 async fn a_slow_prefetch_does_not_overwrite_a_newer_refresh() {
     let (backend, id) = seeded("old", CALL).await;
-    let cache = Arc::new(MemoryCache::new(
-        backend.clone(),
-        MemoryOptions::new(Duration::from_secs(600)),
-    ));
-    let prefetch = {
-        let (cache, id) = (cache.clone(), id.clone());
-        tokio::spawn(async move { cache.prefetch(std::slice::from_ref(&id)).await })
-    };
+    let cache = memory_over(&backend, Duration::from_secs(600));
+    let prefetch = spawn_prefetch(&cache, &id);
     tokio::time::sleep(Duration::from_millis(1)).await;
     backend.set_delay(Duration::ZERO);
     backend

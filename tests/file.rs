@@ -320,18 +320,7 @@ async fn a_reader_who_can_decrypt_cannot_forge_a_signed_secret() {
 
     // The attacker's part: KMS Decrypt of the data key, as any reader may.
     let kms = common::raw_kms().await;
-    let edk = &header.data_keys[0];
-    let data_key = kms
-        .decrypt()
-        .key_id(&key)
-        .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(edk.ciphertext.clone()))
-        .set_encryption_context(Some(header.context.clone().into_iter().collect()))
-        .send()
-        .await
-        .unwrap()
-        .plaintext
-        .unwrap()
-        .into_inner();
+    let data_key = data_key_of(&key, &header).await;
     let forged = message::write(
         0x0478,
         &header.context,
@@ -469,20 +458,7 @@ async fn an_aws_kms_data_key_without_a_key_arn_fails_the_read() {
     let path = root.path().join("app/arn");
     let genuine = std::fs::read(&path).unwrap();
     let header = message::parse_header(&genuine).unwrap();
-    let data_key = common::raw_kms()
-        .await
-        .decrypt()
-        .key_id(&key)
-        .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(
-            header.data_keys[0].ciphertext.clone(),
-        ))
-        .set_encryption_context(Some(header.context.clone().into_iter().collect()))
-        .send()
-        .await
-        .unwrap()
-        .plaintext
-        .unwrap()
-        .into_inner();
+    let data_key = data_key_of(&key, &header).await;
     let alias = message::DataKeyEntry {
         provider_id: "aws-kms".into(),
         provider_info: b"arn:aws:kms:us-east-1:123456789012:alias/app".to_vec(),
@@ -521,4 +497,23 @@ async fn an_aws_kms_data_key_without_a_key_arn_fails_the_read() {
     std::fs::write(&path, &good).unwrap();
     let opened = source.get_current(&id).await.unwrap();
     assert_eq!(opened.value().expose_str(), Some("arn-canary"));
+}
+
+/// The plaintext data key of a message's first encrypted data key, from KMS `Decrypt` with
+/// the message's own context: what any principal allowed to decrypt with `key` can get.
+async fn data_key_of(key: &str, header: &secret_loader::testing::message::HeaderParts) -> Vec<u8> {
+    common::raw_kms()
+        .await
+        .decrypt()
+        .key_id(key)
+        .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(
+            header.data_keys[0].ciphertext.clone(),
+        ))
+        .set_encryption_context(Some(header.context.clone().into_iter().collect()))
+        .send()
+        .await
+        .unwrap()
+        .plaintext
+        .unwrap()
+        .into_inner()
 }
