@@ -29,7 +29,7 @@ pub mod server;
 pub mod settings;
 pub mod stacks;
 
-pub use server::{State, TOKEN_HEADER};
+pub use server::{State, TOKEN_HEADER, VAULT_TOKEN_HEADER};
 pub use settings::{LogLevel, Settings};
 pub use stacks::Stacks;
 
@@ -90,6 +90,10 @@ pub fn start_with(listener: TcpListener, stacks: Stacks, settings: &Settings) ->
         stacks,
         settings.token.clone(),
         settings.max_clients,
+        server::ConnectionLimits {
+            idle_timeout: settings.idle_timeout,
+            lifetime: settings.connection_lifetime,
+        },
     ));
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(server::serve(listener, state.clone(), stopped));
@@ -109,6 +113,9 @@ pub fn start_with(listener: TcpListener, stacks: Stacks, settings: &Settings) ->
 /// # Errors
 /// What stopped it from starting, as one line.
 pub async fn run(settings: Settings, lambda_api: Option<String>) -> Result<(), String> {
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
     let address = SocketAddr::from(([127, 0, 0, 1], settings.port));
     // Bind before anything else: in Lambda the function's INIT may call us as soon as we
     // have registered, and a bound port queues its connections until we accept them.

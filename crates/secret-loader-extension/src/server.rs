@@ -9,14 +9,14 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use secret_loader::{ErrorKind, Secret, SecretId, VersionSelector};
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
@@ -26,6 +26,24 @@ use crate::stacks::{Stack, Stacks};
 
 /// The header a request must carry, equal to the token (AWS's and the agent's name).
 pub const TOKEN_HEADER: &str = "X-Aws-Parameters-Secrets-Token";
+/// The agent's other token header (its `ssrf_headers` default), accepted as well.
+pub const VAULT_TOKEN_HEADER: &str = "X-Vault-Token";
+/// The most bytes a request's head may take (request line and headers); more is answered
+/// `431` and the connection closed. A request here is a GET of one id: a few hundred bytes.
+pub const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
+/// How long a connection over the bound gets to send its request head: long enough to say
+/// `/ping` (answered) or anything else (answered 429); then it is closed.
+const OVER_BOUND_HEAD_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How connections are bounded in time.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// The time to send a request's headers, and the most a connection may stay idle
+    /// between requests.
+    pub idle_timeout: Duration,
+    /// How long one connection is served; then it closes after its request in hand.
+    pub lifetime: Duration,
+}
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -34,16 +52,24 @@ pub struct State {
     token: String,
     clients: Arc<Semaphore>,
     max_clients: usize,
+    limits: ConnectionLimits,
 }
 
 impl State {
-    /// A server's state: the stacks, the token requests must carry, the connection bound.
-    pub fn new(stacks: Stacks, token: String, max_clients: usize) -> Self {
+    /// A server's state: the stacks, the token requests must carry, the connection bound and
+    /// the connections' time limits.
+    pub fn new(
+        stacks: Stacks,
+        token: String,
+        max_clients: usize,
+        limits: ConnectionLimits,
+    ) -> Self {
         Self {
             stacks,
             token,
             clients: Arc::new(Semaphore::new(max_clients)),
             max_clients,
+            limits,
         }
     }
 
@@ -85,17 +111,34 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, mut shutdown: watch
                     async move { Ok::<_, Infallible>(answer(&state, request, peer, over).await) }
                 })
             };
+            // A slow or half-open client is closed once the head timeout passes (hyper's
+            // header read timeout also runs while a kept-alive connection waits for its next
+            // request: it is the idle timeout too); a head over the cap gets 431.
+            let head_timeout = if over {
+                OVER_BOUND_HEAD_TIMEOUT
+            } else {
+                state.limits.idle_timeout
+            };
             let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(head_timeout)
+                .max_buf_size(MAX_REQUEST_HEAD_BYTES)
                 .keep_alive(!over)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(err) = result {
-                        tracing::debug!(%err, "connection ended");
-                    }
-                }
-                () = stopped(&mut stop) => {
+            let lifetime = tokio::time::sleep(state.limits.lifetime);
+            tokio::pin!(lifetime);
+            let ended = tokio::select! {
+                result = connection.as_mut() => Some(result),
+                () = stopped(&mut stop) => None,
+                () = &mut lifetime => None,
+            };
+            match ended {
+                Some(Err(err)) => tracing::debug!(%err, "connection ended"),
+                Some(Ok(())) => {}
+                // Shutdown or the end of its lifetime: the request in hand is answered, then
+                // the connection closes.
+                None => {
                     connection.as_mut().graceful_shutdown();
                     let _ = connection.await;
                 }
@@ -117,6 +160,19 @@ async fn answer(
     peer: SocketAddr,
     over: bool,
 ) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    // Health checks must work under load and behind any proxy: `/ping` needs no token, is
+    // not refused for X-Forwarded-For, and is answered over the connection bound too.
+    if path == "/ping" {
+        return match *request.method() {
+            Method::GET => text(StatusCode::OK, "healthy"),
+            _ => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "InvalidRequestException",
+                "only GET is allowed",
+            ),
+        };
+    }
     if over {
         return error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -135,8 +191,7 @@ async fn answer(
             "requests through a proxy (X-Forwarded-For) are refused",
         );
     }
-    let path = request.uri().path().to_owned();
-    if path != "/ping" && !token_matches(&request, &state.token) {
+    if !token_matches(&request, &state.token) {
         tracing::warn!(%peer, %path, "refused: missing or wrong token");
         return error(
             StatusCode::FORBIDDEN,
@@ -156,7 +211,6 @@ async fn answer(
         Err(message) => return error(StatusCode::BAD_REQUEST, "ValidationException", &message),
     };
     let result = match path.as_str() {
-        "/ping" => return text(StatusCode::OK, "healthy"),
         "/secretsmanager/get" => secretsmanager(state, &query, None).await,
         "/systemsmanager/parameters/get" | "/systemsmanager/parameters/get/" => {
             parameter(state, &query).await
@@ -182,9 +236,13 @@ async fn answer(
     }
 }
 
-/// The token check, in constant time.
+/// The token check, in constant time, on either of the agent's headers.
 fn token_matches(request: &Request<Incoming>, token: &str) -> bool {
-    let Some(given) = request.headers().get(TOKEN_HEADER) else {
+    let headers = request.headers();
+    let Some(given) = headers
+        .get(TOKEN_HEADER)
+        .or_else(|| headers.get(VAULT_TOKEN_HEADER))
+    else {
         return false;
     };
     let (given, want) = (given.as_bytes(), token.as_bytes());

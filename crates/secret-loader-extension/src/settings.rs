@@ -27,9 +27,23 @@ pub const SSM_TIMEOUT_ENV: &str = "SSM_PARAMETER_STORE_TIMEOUT_MILLIS";
 
 /// `SECRET_LOADER_EXTENSION_STACKS`: a JSON object of stack name → source URL.
 pub const STACKS_ENV: &str = "SECRET_LOADER_EXTENSION_STACKS";
-/// `SECRET_LOADER_EXTENSION_TOKEN_ENV`: the variable holding the token (default
-/// `AWS_SESSION_TOKEN`).
+/// `SECRET_LOADER_EXTENSION_TOKEN_ENV`: the variable holding the token (default: the first
+/// set of [`TOKEN_VARIABLES`], as the Secrets Manager Agent looks it up).
 pub const TOKEN_ENV_ENV: &str = "SECRET_LOADER_EXTENSION_TOKEN_ENV";
+/// Where the token is looked for, in order (the Secrets Manager Agent's
+/// `ssrf_env_variables`): a value `file://PATH` names a file holding it.
+pub const TOKEN_VARIABLES: [&str; 3] = [
+    "AWS_TOKEN",
+    "AWS_SESSION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+];
+/// `SECRET_LOADER_EXTENSION_IDLE_TIMEOUT_MS`: how long a connection may take to send a
+/// request's headers, and stay idle between requests (default 30,000, the agent's header read
+/// timeout); then it is closed.
+pub const IDLE_TIMEOUT_ENV: &str = "SECRET_LOADER_EXTENSION_IDLE_TIMEOUT_MS";
+/// `SECRET_LOADER_EXTENSION_CONNECTION_LIFETIME_S`: how long one connection is served before
+/// it is closed after its request in hand (default 300).
+pub const CONNECTION_LIFETIME_ENV: &str = "SECRET_LOADER_EXTENSION_CONNECTION_LIFETIME_S";
 /// `SECRET_LOADER_EXTENSION_MAX_CLIENTS`: open client connections at once (default 800, the
 /// Secrets Manager Agent's); beyond it a request gets 429.
 pub const MAX_CLIENTS_ENV: &str = "SECRET_LOADER_EXTENSION_MAX_CLIENTS";
@@ -78,6 +92,11 @@ pub struct Settings {
     pub secrets_manager_timeout: Duration,
     /// Deadline of one Parameter Store read.
     pub ssm_timeout: Duration,
+    /// The time a connection gets to send a request's headers, and may stay idle between
+    /// requests.
+    pub idle_timeout: Duration,
+    /// How long one connection is served.
+    pub connection_lifetime: Duration,
     /// The variable whose value the token header must equal.
     pub token_variable: String,
     /// The token (that variable's value).
@@ -87,6 +106,9 @@ pub struct Settings {
     pub stacks: StackSource,
     /// Ids to read at start: (stack name or `None` for the Secrets Manager route's, id).
     pub prefetch: Vec<(Option<String>, String)>,
+    /// Switches out of range that were clamped, one line each, logged at start (AWS's
+    /// extension clamps too, rather than failing its INIT).
+    pub warnings: Vec<String>,
 }
 
 /// Where the stacks come from.
@@ -112,10 +134,13 @@ impl std::fmt::Debug for Settings {
             .field("log_level", &self.log_level)
             .field("secrets_manager_timeout", &self.secrets_manager_timeout)
             .field("ssm_timeout", &self.ssm_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("connection_lifetime", &self.connection_lifetime)
             .field("token_variable", &self.token_variable)
             .field("token", &"[REDACTED]")
             .field("stacks", &self.stacks)
             .field("prefetch", &self.prefetch)
+            .field("warnings", &self.warnings)
             .finish()
     }
 }
@@ -139,22 +164,34 @@ impl Settings {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let number = |name: &str, default: u64, max: u64| -> Result<u64, String> {
-            match get(name) {
-                None => Ok(default),
-                Some(text) => text
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n <= max)
-                    .ok_or_else(|| {
-                        format!("{name}=`{text}`: expected a whole number from 0 to {max}")
-                    }),
+        let warnings = std::cell::RefCell::new(Vec::new());
+        // A whole number; one out of `min..=max` is clamped into it, with a warning. Text
+        // that is no number at all is refused: that is a mistake, not a bound.
+        let bounded = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, String> {
+            let Some(text) = get(name) else {
+                return Ok(default);
+            };
+            let number = text.parse::<i128>().map_err(|_| {
+                format!("{name}=`{text}`: expected a whole number from {min} to {max}")
+            })?;
+            let clamped = number.clamp(i128::from(min), i128::from(max)) as u64;
+            if i128::from(clamped) != number {
+                warnings.borrow_mut().push(format!(
+                    "{name}={text} is out of range ({min} to {max}); using {clamped}"
+                ));
             }
+            Ok(clamped)
         };
-        let port = number(PORT_ENV, u64::from(DEFAULT_PORT), 65_535)?;
-        if port == 0 {
-            return Err(format!("{PORT_ENV}=0: expected a port from 1 to 65535"));
-        }
+        let number = |name: &str, default: u64, max: u64| bounded(name, default, 0, max);
+        let port = match get(PORT_ENV) {
+            Some(text) if !text.parse::<u16>().is_ok_and(|p| p > 0) => {
+                warnings.borrow_mut().push(format!(
+                    "{PORT_ENV}={text} is not a port from 1 to 65535; using {DEFAULT_PORT}"
+                ));
+                u64::from(DEFAULT_PORT)
+            }
+            _ => number(PORT_ENV, u64::from(DEFAULT_PORT), 65_535)?,
+        };
         let cache_enabled = match get(CACHE_ENABLED_ENV).map(|v| v.to_ascii_lowercase()) {
             None => true,
             Some(v) if v == "true" => true,
@@ -174,14 +211,12 @@ impl Settings {
                 millis => Duration::from_millis(millis),
             })
         };
-        let max_connections = number(MAX_CONNECTIONS_ENV, 3, 10_000)? as usize;
-        if max_connections == 0 {
-            return Err(format!("{MAX_CONNECTIONS_ENV}=0: expected at least 1"));
-        }
-        let max_clients = number(MAX_CLIENTS_ENV, 800, 100_000)? as usize;
-        if max_clients == 0 {
-            return Err(format!("{MAX_CLIENTS_ENV}=0: expected at least 1"));
-        }
+        let max_connections = bounded(MAX_CONNECTIONS_ENV, 3, 1, 10_000)? as usize;
+        let max_clients = bounded(MAX_CLIENTS_ENV, 800, 1, 100_000)? as usize;
+        let idle_timeout =
+            Duration::from_millis(bounded(IDLE_TIMEOUT_ENV, 30_000, 100, 3_600_000)?);
+        let connection_lifetime =
+            Duration::from_secs(bounded(CONNECTION_LIFETIME_ENV, 300, 1, 86_400)?);
         let log_level = match get(LOG_LEVEL_ENV)
             .map(|v| v.to_ascii_uppercase())
             .as_deref()
@@ -197,13 +232,7 @@ impl Settings {
                 ));
             }
         };
-        let token_variable = get(TOKEN_ENV_ENV).unwrap_or_else(|| "AWS_SESSION_TOKEN".to_owned());
-        let token = get(&token_variable).ok_or_else(|| {
-            format!(
-                "{token_variable} is not set: every request must carry it in \
-                 X-Aws-Parameters-Secrets-Token (name another variable with {TOKEN_ENV_ENV})"
-            )
-        })?;
+        let (token_variable, token) = token(&get)?;
         let stacks =
             match get(STACKS_ENV) {
                 Some(json) => {
@@ -249,12 +278,51 @@ impl Settings {
             log_level,
             secrets_manager_timeout: timeout(SECRETS_MANAGER_TIMEOUT_ENV)?,
             ssm_timeout: timeout(SSM_TIMEOUT_ENV)?,
+            idle_timeout,
+            connection_lifetime,
             token_variable,
             token,
             stacks,
             prefetch,
+            warnings: warnings.into_inner(),
         })
     }
+}
+
+/// The token and the variable it came from: [`TOKEN_ENV_ENV`]'s variable when one is named,
+/// else the first of [`TOKEN_VARIABLES`] that is set; a value `file://PATH` is read from that
+/// file (trimmed), as the agent does.
+fn token(get: &impl Fn(&str) -> Option<String>) -> Result<(String, String), String> {
+    let candidates: Vec<String> = match get(TOKEN_ENV_ENV) {
+        Some(name) => vec![name],
+        None => TOKEN_VARIABLES
+            .iter()
+            .map(|name| (*name).to_owned())
+            .collect(),
+    };
+    let Some((variable, value)) = candidates
+        .iter()
+        .find_map(|name| get(name).map(|value| (name.clone(), value)))
+    else {
+        return Err(format!(
+            "no token: set {} (every request must carry it in X-Aws-Parameters-Secrets-Token \
+             or X-Vault-Token), or name another variable with {TOKEN_ENV_ENV}",
+            candidates.join(" or ")
+        ));
+    };
+    let token = match value.strip_prefix("file://") {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| {
+                format!("{variable} names the token file {path}, which can't be read: {e}")
+            })?
+            .trim()
+            .to_owned(),
+        None => value,
+    };
+    if token.is_empty() {
+        return Err(format!("{variable}: the token is empty"));
+    }
+    Ok((variable, token))
 }
 
 #[cfg(test)]
@@ -339,16 +407,16 @@ mod tests {
     #[test]
     fn bad_switches_and_a_missing_token_are_refused_by_name() {
         for (vars, says) in [
-            (vec![], "AWS_SESSION_TOKEN is not set"),
-            (vec![(PORT_ENV, "0")], PORT_ENV),
-            (vec![(PORT_ENV, "70000")], PORT_ENV),
+            (
+                vec![],
+                "AWS_TOKEN or AWS_SESSION_TOKEN or AWS_CONTAINER_AUTHORIZATION_TOKEN",
+            ),
             (vec![(CACHE_ENABLED_ENV, "yes")], CACHE_ENABLED_ENV),
             (vec![(LOG_LEVEL_ENV, "LOUD")], LOG_LEVEL_ENV),
             (
-                vec![(SECRETS_MANAGER_TTL_ENV, "-1")],
+                vec![(SECRETS_MANAGER_TTL_ENV, "five")],
                 SECRETS_MANAGER_TTL_ENV,
             ),
-            (vec![(MAX_CONNECTIONS_ENV, "0")], MAX_CONNECTIONS_ENV),
             (vec![(STACKS_ENV, "[]")], STACKS_ENV),
             (vec![(STACKS_ENV, "{}")], STACKS_ENV),
         ] {
@@ -365,6 +433,76 @@ mod tests {
         assert!(
             !format!("{other:?}").contains("x-secret-token"),
             "Debug leaves the token out"
+        );
+    }
+
+    /// Out of range is clamped with a warning (as AWS's extension does), not a failed INIT.
+    #[test]
+    fn out_of_range_switches_are_clamped_with_a_warning() {
+        let s = settings(&[
+            ("AWS_SESSION_TOKEN", "t"),
+            (PORT_ENV, "70000"),
+            (SECRETS_MANAGER_TTL_ENV, "999999"),
+            (SSM_TTL_ENV, "-5"),
+            (MAX_CONNECTIONS_ENV, "0"),
+            (IDLE_TIMEOUT_ENV, "1"),
+        ])
+        .unwrap();
+        assert_eq!(s.port, DEFAULT_PORT);
+        assert_eq!(s.secrets_manager_ttl, Some(Duration::from_secs(86_400)));
+        assert_eq!(s.ssm_ttl, None, "clamped to 0: no cache");
+        assert_eq!(s.max_connections, 1);
+        assert_eq!(s.idle_timeout, Duration::from_millis(100));
+        assert_eq!(s.warnings.len(), 5, "{:?}", s.warnings);
+        for name in [
+            PORT_ENV,
+            SECRETS_MANAGER_TTL_ENV,
+            SSM_TTL_ENV,
+            MAX_CONNECTIONS_ENV,
+        ] {
+            assert!(
+                s.warnings.iter().any(|w| w.starts_with(name)),
+                "{name}: {:?}",
+                s.warnings
+            );
+        }
+        let quiet = settings(&[("AWS_SESSION_TOKEN", "t")]).unwrap();
+        assert!(quiet.warnings.is_empty());
+        assert_eq!(
+            (quiet.idle_timeout, quiet.connection_lifetime),
+            (Duration::from_secs(30), Duration::from_secs(300))
+        );
+    }
+
+    /// The token is looked up as the Secrets Manager Agent looks it up: `AWS_TOKEN`, then
+    /// `AWS_SESSION_TOKEN`, then `AWS_CONTAINER_AUTHORIZATION_TOKEN` (what SnapStart
+    /// functions have), and a `file://` value is read from its file.
+    #[test]
+    fn the_token_is_looked_up_as_the_agent_does() {
+        let pick = |vars: &[(&str, &str)]| {
+            let s = settings(vars).unwrap();
+            (s.token_variable, s.token)
+        };
+        assert_eq!(
+            pick(&[("AWS_TOKEN", "a"), ("AWS_SESSION_TOKEN", "b")]),
+            ("AWS_TOKEN".to_owned(), "a".to_owned())
+        );
+        assert_eq!(
+            pick(&[("AWS_CONTAINER_AUTHORIZATION_TOKEN", "c")]),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN".to_owned(),
+                "c".to_owned()
+            )
+        );
+        let dir = std::env::temp_dir().join(format!("sl-token-{}", std::process::id()));
+        std::fs::write(&dir, "from-a-file\n").unwrap();
+        let file = format!("file://{}", dir.display());
+        assert_eq!(pick(&[("AWS_TOKEN", &file)]).1, "from-a-file");
+        std::fs::remove_file(&dir).unwrap();
+        let err = settings(&[("AWS_TOKEN", &file)]).unwrap_err();
+        assert!(
+            err.contains("can't be read") && err.contains("AWS_TOKEN"),
+            "{err}"
         );
     }
 }

@@ -259,6 +259,17 @@ async fn build_stack(
         SourceConfig::Ssm(ssm) => Some(ssm.prefix.clone()),
         _ => None,
     };
+    // Every local process may ask the extension for an id: an env:// stack without a prefix
+    // would hand out any variable of the extension's environment, the function's AWS
+    // credentials included.
+    if let SourceConfig::Env(env) = &config.source
+        && (env.prefix.is_empty() || env.prefix.starts_with("AWS_"))
+    {
+        return Err(Error::invalid_config(
+            "an env:// stack needs a prefix= of its own (not empty, not AWS_): without one it \
+             would serve every variable of the extension's environment, AWS credentials included",
+        ));
+    }
     let scheme = config.source.scheme();
     let backend: Arc<dyn SecretSource> = Arc::new(Bounded {
         inner: config.build().await?,
