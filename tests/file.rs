@@ -127,10 +127,21 @@ async fn symlinks_out_of_the_root_are_refused_and_nothing_is_written_outside() {
     assert_eq!(err.kind(), ErrorKind::InvalidId);
     assert!(outside.path().join("x").exists());
 
-    // `../x` and `/etc/passwd` never become ids at all.
-    for bad in ["../x", "/etc/passwd", "a/../../x"] {
-        assert_eq!(SecretId::new(bad).unwrap_err().kind(), ErrorKind::InvalidId);
+    // `../x` and `/etc/passwd` are names Secrets Manager takes, but no path under the root:
+    // refused for every operation, and nothing outside is read, written or removed.
+    for bad in ["../x", "/etc/passwd", "a/../../x", "a//b", "a/"] {
+        let id = SecretId::new(bad).unwrap();
+        let read = source.get_current(&id).await.unwrap_err();
+        let write = source
+            .put(&id, &SecretValue::text("must-not-land"))
+            .await
+            .unwrap_err();
+        let remove = source.delete(&id).await.unwrap_err();
+        for err in [read, write, remove] {
+            assert_eq!(err.kind(), ErrorKind::InvalidId, "{bad}: {err:?}");
+        }
     }
+    assert_eq!(std::fs::read("/etc/passwd").unwrap(), passwd_before);
 }
 
 /// Interop: a file the official `aws-encryption-cli` encrypted with the documented context is

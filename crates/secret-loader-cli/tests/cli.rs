@@ -219,19 +219,28 @@ fn invalid_ids_are_rejected_before_any_network_call() {
         "secretsmanager://?region=us-east-1&endpoint_url=http://{}",
         listener.local_addr().unwrap()
     );
-    for bad in [
-        "../x",
-        "/etc/passwd",
-        "a//b",
-        "a b",
-        "",
-        "arn:aws:s3:::bucket/key",
-    ] {
+    for bad in ["a b", "", "a\\b", "arn:aws:s3:::bucket/key"] {
         let err = assert_failed(&cli(&["get", bad, "--source", &url], b""), 7, "\u{0}");
         assert!(err.contains("invalid secret id"), "{bad:?}: {err}");
         let put = cli(&["put", bad, "--source", &url], b"value");
         assert_eq!(put.status.code(), Some(7), "{bad:?}: {}", stderr(&put));
     }
+    // Names Secrets Manager takes but that are no safe path: refused where an id becomes a
+    // file, before KMS is asked or the file system touched.
+    let root = tempfile::tempdir().unwrap();
+    let file = format!(
+        "file+kms://{}?region=us-east-1&endpoint_url=http://{}&kms_key_id=\
+         arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-000000000001",
+        root.path().display(),
+        listener.local_addr().unwrap()
+    );
+    for bad in ["../x", "/etc/passwd", "a//b", "a/"] {
+        let err = assert_failed(&cli(&["get", bad, "--source", &file], b""), 7, "\u{0}");
+        assert!(err.contains("invalid secret id"), "{bad:?}: {err}");
+        let put = cli(&["put", bad, "--source", &file], b"value");
+        assert_eq!(put.status.code(), Some(7), "{bad:?}: {}", stderr(&put));
+    }
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
     match listener.accept() {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
         other => panic!("a connection was made: {other:?}"),

@@ -431,29 +431,55 @@ async fn parameter(
     query: &BTreeMap<String, String>,
 ) -> Result<Response<Body>, Failure> {
     take_only(query, &["name", "version", "label", "withDecryption"])?;
-    let name = query
+    let given = query
         .get("name")
         .filter(|name| !name.is_empty())
         .ok_or_else(|| Failure::bad_request("missing parameter name"))?;
+    // `name:3` and `name:label` select in the name itself, as `GetParameter` takes them.
+    let (name, in_name) = match given.rsplit_once(':') {
+        Some((name, selector)) if !name.is_empty() && !selector.is_empty() => {
+            (name, Some(selector))
+        }
+        _ => (given.as_str(), None),
+    };
+    let selector = match (query.get("version"), query.get("label"), in_name) {
+        (None, None, selector) => selector,
+        (Some(number), None, None) => Some(number.as_str()),
+        (None, Some(label), None) => Some(label.as_str()),
+        _ => {
+            return Err(Failure::bad_request(
+                "give one selector: version, label, or name:selector",
+            ));
+        }
+    };
+    let version = match selector {
+        None => VersionSelector::Current,
+        Some(number) if number.bytes().all(|b| b.is_ascii_digit()) => {
+            VersionSelector::Id(number.to_owned())
+        }
+        Some(label) => VersionSelector::Stage(label.to_owned()),
+    };
+    let selector = selector.map(|s| format!(":{s}"));
+    let decrypt = flag(query, "withDecryption")?;
+    // Parameter Store's way to read a secret: answered from the Secrets Manager route's
+    // stack, in `GetParameter`'s shape, as AWS answers it.
+    if let Some(secret_id) = name.strip_prefix(SECRETS_MANAGER_REFERENCE) {
+        let stack = state.stacks.secretsmanager().ok_or_else(|| {
+            Failure::bad_request(
+                "no stack serves the Secrets Manager route, which \
+                                  /aws/reference/secretsmanager/ names read from",
+            )
+        })?;
+        let id = parse_id(secret_id)?;
+        let secret = read(stack, &id, &version, false, "ParameterNotFound").await?;
+        return Ok(json_response(&reference_parameter(name, selector, &secret)));
+    }
     let stack = state.stacks.ssm().ok_or_else(|| {
         Failure::bad_request(format!(
             "no stack serves the Parameter Store route; stacks: {}",
             state.stacks.names().join(", ")
         ))
     })?;
-    let (version, selector) = match (query.get("version"), query.get("label")) {
-        (Some(_), Some(_)) => return Err(Failure::bad_request("give version or label, not both")),
-        (Some(number), None) => (
-            VersionSelector::Id(number.clone()),
-            Some(format!(":{number}")),
-        ),
-        (None, Some(label)) => (
-            VersionSelector::Stage(label.clone()),
-            Some(format!(":{label}")),
-        ),
-        (None, None) => (VersionSelector::Current, None),
-    };
-    let decrypt = flag(query, "withDecryption")?;
     let id = stack.id_for_parameter(name).ok_or_else(|| {
         Failure::bad_request(format!(
             "`{name}` is not a parameter name stack {} reaches",
@@ -470,6 +496,22 @@ async fn parameter(
         ));
     }
     Ok(json_response(&get_parameter(name, selector, &secret)))
+}
+
+/// Parameter Store names that read a Secrets Manager secret
+/// (`GetParameter` of `/aws/reference/secretsmanager/ID`).
+const SECRETS_MANAGER_REFERENCE: &str = "/aws/reference/secretsmanager/";
+
+/// `GetParameter`'s answer for a `/aws/reference/secretsmanager/` name: the secret as a
+/// `SecureString` whose value is the secret string, the secret's ARN, version 0, as
+/// Parameter Store answers such a name.
+fn reference_parameter(name: &str, selector: Option<String>, secret: &Secret) -> Value {
+    let mut answer = get_parameter(name, selector, secret);
+    let parameter = &mut answer["Parameter"];
+    parameter["Name"] = json!(name);
+    parameter["Type"] = json!("SecureString");
+    parameter["Version"] = json!(0);
+    answer
 }
 
 /// Seconds since the epoch, as AWS's JSON protocols write timestamps.

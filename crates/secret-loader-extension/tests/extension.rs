@@ -268,8 +268,10 @@ async fn bad_requests_are_refused_before_any_backend_call() {
             "ValidationException",
         ),
         (
-            "escaping id",
-            "/secretsmanager/get?secretId=../etc/passwd",
+            // (`../etc/passwd` is a name Secrets Manager takes: it reaches the backend; path
+            // safety is the file backend's.)
+            "an id no service takes",
+            "/secretsmanager/get?secretId=a%20b",
             vec![(TOKEN_HEADER, TOKEN)],
             400,
             "ValidationException",
@@ -425,5 +427,111 @@ async fn max_connections_bounds_backend_calls_and_a_zero_ttl_caches_nothing() {
     // No cache: the same id again is another call.
     get(address, "/secretsmanager/get?secretId=app/bounded-0").await;
     assert_eq!(fake.requests(), 7);
+    running.stop().await;
+}
+
+/// Every name the services take is served: Parameter Store's single-level `/name` (the most
+/// common form), hierarchies, `name:N` and `name:label` in the name, AWS's public
+/// `/aws/service/...` parameters and `/aws/reference/secretsmanager/ID` (answered from the
+/// Secrets Manager stack in `GetParameter`'s shape); Secrets Manager names with a leading `/`,
+/// `//` and a trailing `/`. Each of these was a 400 before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_name_the_services_take_is_served() {
+    use aws_sdk_ssm::types::ParameterType;
+    let ssm = library::raw_ssm().await;
+    let single = format!("/{}", library::unique("single-level"));
+    let nested = format!("/{}/app/key", library::unique("tree"));
+    for (name, value) in [(&single, "one-level"), (&nested, "nested")] {
+        ssm.put_parameter()
+            .name(name.as_str())
+            .value(value)
+            .r#type(ParameterType::SecureString)
+            .send()
+            .await
+            .unwrap();
+    }
+    ssm.put_parameter()
+        .name(single.as_str())
+        .value("one-level-v2")
+        .r#type(ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    ssm.label_parameter_version()
+        .name(single.as_str())
+        .parameter_version(1)
+        .labels("first")
+        .send()
+        .await
+        .unwrap();
+    let secret_names = [
+        format!("/{}", library::unique("leading")),
+        format!("{}//double", library::unique("double")),
+        format!("{}/trailing/", library::unique("trailing")),
+    ];
+    let sm = library::raw_secretsmanager().await;
+    for name in &secret_names {
+        sm.create_secret()
+            .name(name.as_str())
+            .secret_string(format!("value-of-{name}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let running = start(&[]).await;
+    let address = running.address();
+    let parameter = |name: &str| {
+        format!(
+            "/systemsmanager/parameters/get?withDecryption=true&name={}",
+            encode(name)
+        )
+    };
+    for (name, value, selector) in [
+        (single.clone(), "one-level-v2", None),
+        (nested.clone(), "nested", None),
+        (format!("{single}:1"), "one-level", Some(":1")),
+        (format!("{single}:first"), "one-level", Some(":first")),
+    ] {
+        let answer = get(address, &parameter(&name)).await;
+        assert_eq!(answer.status, 200, "{name}: {}", answer.body);
+        let body = answer.json();
+        assert_eq!(body["Parameter"]["Value"], value, "{name}");
+        if let Some(selector) = selector {
+            assert_eq!(body["Parameter"]["Selector"], selector, "{name}");
+        }
+    }
+    let public = get(
+        address,
+        &parameter("/aws/service/global-infrastructure/regions/us-east-1"),
+    )
+    .await;
+    assert_eq!(public.status, 200, "{}", public.body);
+    assert_eq!(public.json()["Parameter"]["Value"], "us-east-1");
+    for name in &secret_names {
+        let answer = get(
+            address,
+            &format!("/secretsmanager/get?secretId={}", encode(name)),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{name}: {}", answer.body);
+        assert_eq!(answer.json()["SecretString"], format!("value-of-{name}"));
+        let reference = get(
+            address,
+            &parameter(&format!("/aws/reference/secretsmanager/{name}")),
+        )
+        .await;
+        assert_eq!(reference.status, 200, "{name}: {}", reference.body);
+        let body = reference.json();
+        assert_eq!(body["Parameter"]["Value"], format!("value-of-{name}"));
+        assert_eq!(body["Parameter"]["Type"], "SecureString");
+        assert_eq!(
+            body["Parameter"]["Name"],
+            format!("/aws/reference/secretsmanager/{name}")
+        );
+    }
+    // One selector at a time.
+    let both = get(address, &(parameter(&format!("{single}:1")) + "&version=1")).await;
+    assert_eq!(both.status, 400, "{}", both.body);
     running.stop().await;
 }

@@ -2,8 +2,9 @@
 //! Lambda; any directory elsewhere).
 //!
 //! Id `prod/db` is the file `<root>/prod/db`: each `/`-separated segment of the id is a
-//! directory, the last one the file. [`SecretId`] already refuses `..`, `.`, empty segments and
-//! absolute ids. Every read, write and delete walks from a handle on the root and refuses any
+//! directory, the last one the file. Ids that are no safe relative path (`..`, `.`, empty
+//! segments, absolute ids: names Secrets Manager takes) are refused here
+//! ([`SecretId::path_segments`]), before anything is touched. Every read, write and delete walks from a handle on the root and refuses any
 //! symlink under it (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`, or `O_NOFOLLOW`
 //! per segment): nothing outside the root is read, written or removed, even while another
 //! writer under the root swaps a directory for a symlink. Writes go to a temporary file with a
@@ -158,7 +159,8 @@ impl FileKmsSource {
     /// The segments of `id`'s path under the root: directories, then the file.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] for ARN ids.
+    /// [`Error::Unsupported`] for ARN ids; [`Error::InvalidId`] for an id that is no safe
+    /// relative path.
     fn segments_for(&self, id: &SecretId) -> Result<Vec<String>> {
         if id.is_arn() {
             return Err(Error::Unsupported {
@@ -166,7 +168,7 @@ impl FileKmsSource {
                 operation: "ARN ids (use the secret name)".into(),
             });
         }
-        Ok(id.segments().map(str::to_owned).collect())
+        Ok(id.path_segments()?.into_iter().map(str::to_owned).collect())
     }
 
     fn error(&self, id: &SecretId, err: FileError) -> Error {
@@ -273,6 +275,8 @@ impl SecretSource for FileKmsSource {
 #[async_trait]
 impl SecretStore for FileKmsSource {
     async fn put(&self, id: &SecretId, value: &SecretValue) -> Result<PutOutcome> {
+        // An id that is no safe path is refused before KMS is asked for a data key.
+        self.segments_for(id)?;
         let sealed = self.envelope.seal(BACKEND, id, value).await?;
         if sealed.len() as u64 > MAX_FILE_BYTES {
             let what = "the sealed envelope";

@@ -12,16 +12,17 @@ pub const MAX_ARN_LEN: usize = 2048;
 
 /// A validated secret id: a name such as `prod/app/db`, or a Secrets Manager ARN.
 ///
-/// The same id names a secret in every backend, so the rules are the strictest of them:
+/// Every name a service accepts is an id:
 ///
-/// * a **name** is 1 to 512 characters from `A-Z a-z 0-9 / _ + = . @ -` (Secrets Manager's set),
-///   split by `/` into segments that are neither empty nor `.` nor `..`; so no absolute ids
-///   (`/etc/passwd`), no trailing `/`, no path escapes (`../x`), no control characters.
-///   File backends map the segments to directories under their root.
+/// * a **name** is 1 to 512 characters from `A-Z a-z 0-9 / _ + = . @ -` (Secrets Manager's
+///   set): so no spaces, no control characters, no backslashes. A leading `/`, `//` or a
+///   trailing `/` are Secrets Manager names like any other (`/prod/db` is common).
 /// * an **ARN** is `arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME`, at most 2048
 ///   characters, whose `NAME` follows the rules above. ARNs are for Secrets Manager;
 ///   other backends use [`SecretId::name`].
 ///
+/// Path safety is where an id becomes a path: a backend that maps ids to files asks for
+/// [`SecretId::path_segments`], which refuses absolute ids, empty segments and `.`/`..`.
 /// Validation happens in [`SecretId::new`] (and `FromStr`), before any network call.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SecretId {
@@ -71,9 +72,27 @@ impl SecretId {
         self.name_start > 0
     }
 
-    /// The `/`-separated segments of [`SecretId::name`]; each is non-empty, not `.` or `..`.
-    pub fn segments(&self) -> impl Iterator<Item = &str> {
-        self.name().split('/')
+    /// The `/`-separated segments of [`SecretId::name`] as a relative path, for backends
+    /// that map ids to files: each non-empty, not `.` or `..`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidId`] for an absolute id (`/etc/passwd`), an empty segment (`a//b`,
+    /// `a/`) or a `.`/`..` segment (`../x`): names a service takes, but no safe path.
+    pub fn path_segments(&self) -> Result<Vec<&str>> {
+        let name = self.name();
+        let reason = if name.starts_with('/') {
+            Some("absolute path (starts with `/`)")
+        } else {
+            name.split('/').find_map(|segment| match segment {
+                "" => Some("empty path segment (`//` or trailing `/`)"),
+                "." | ".." => Some("`.` or `..` path segment"),
+                _ => None,
+            })
+        };
+        match reason {
+            Some(reason) => Err(invalid(self.id.clone(), reason)),
+            None => Ok(name.split('/').collect()),
+        }
     }
 }
 
@@ -106,16 +125,6 @@ fn validate_name(name: &str) -> Result<(), &'static str> {
         } else {
             "contains a character outside A-Z a-z 0-9 / _ + = . @ -"
         });
-    }
-    if name.starts_with('/') {
-        return Err("absolute path (starts with `/`)");
-    }
-    for segment in name.split('/') {
-        match segment {
-            "" => return Err("empty path segment (`//` or trailing `/`)"),
-            "." | ".." => return Err("`.` or `..` path segment"),
-            _ => {}
-        }
     }
     Ok(())
 }
@@ -218,7 +227,7 @@ mod tests {
         let id = SecretId::new(ARN).unwrap();
         assert!(id.is_arn());
         assert_eq!(id.name(), "prod/db-AbCdEf");
-        assert_eq!(id.segments().collect::<Vec<_>>(), ["prod", "db-AbCdEf"]);
+        assert_eq!(id.path_segments().unwrap(), ["prod", "db-AbCdEf"]);
         let gov = "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:x";
         assert_eq!(SecretId::new(gov).unwrap().name(), "x");
     }
@@ -229,13 +238,6 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             ("", "empty"),
             (&long, "longer than 512 characters"),
-            ("/etc/passwd", "absolute path (starts with `/`)"),
-            ("../x", "`.` or `..` path segment"),
-            ("a/../../b", "`.` or `..` path segment"),
-            ("a/./b", "`.` or `..` path segment"),
-            ("..", "`.` or `..` path segment"),
-            ("a//b", "empty path segment (`//` or trailing `/`)"),
-            ("a/", "empty path segment (`//` or trailing `/`)"),
             ("a\nb", "contains a control character"),
             ("a\0b", "contains a control character"),
             ("a\\b", "contains a backslash"),
@@ -261,10 +263,6 @@ mod tests {
                 "ARN resource type is not `secret`",
             ),
             (
-                "arn:aws:secretsmanager:us-east-1:123456789012:secret:../x",
-                "`.` or `..` path segment",
-            ),
-            (
                 "arn:aws:secretsmanager:us-east-1:123456789012:secret:",
                 "empty",
             ),
@@ -275,6 +273,39 @@ mod tests {
                 other => panic!("{input:?} gave {other:?}"),
             }
         }
+    }
+
+    /// Names Secrets Manager accepts are ids; they are refused only where an id becomes a
+    /// path, each with its reason.
+    #[test]
+    fn service_names_are_ids_and_path_safety_is_asked_for_where_it_matters() {
+        for (name, path_reason) in [
+            ("/etc/passwd", "absolute path (starts with `/`)"),
+            ("/prod/db", "absolute path (starts with `/`)"),
+            ("../x", "`.` or `..` path segment"),
+            ("a/../../b", "`.` or `..` path segment"),
+            ("a/./b", "`.` or `..` path segment"),
+            ("..", "`.` or `..` path segment"),
+            ("a//b", "empty path segment (`//` or trailing `/`)"),
+            ("a/", "empty path segment (`//` or trailing `/`)"),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:../x",
+                "`.` or `..` path segment",
+            ),
+        ] {
+            let id = SecretId::new(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            match id.path_segments() {
+                Err(Error::InvalidId { reason, .. }) => assert_eq!(reason, path_reason, "{name}"),
+                other => panic!("{name} gave {other:?}"),
+            }
+        }
+        assert_eq!(
+            SecretId::new("team/app/db")
+                .unwrap()
+                .path_segments()
+                .unwrap(),
+            ["team", "app", "db"]
+        );
     }
 
     #[test]

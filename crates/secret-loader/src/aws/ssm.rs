@@ -2,19 +2,21 @@
 //!
 //! # Ids and parameter names
 //!
-//! A [`SecretId`] never starts with `/`; a parameter name in a hierarchy always does. The URL's
-//! path says how one becomes the other, and the rule runs both ways:
+//! A parameter name in a hierarchy starts with `/`. The URL's path says how an id becomes a
+//! name, and the rule runs both ways:
 //!
-//! | URL                 | id `api_key`        | id `prod/db`          |
-//! |---------------------|---------------------|-----------------------|
-//! | `ssm://`            | `api_key` (plain)   | `/prod/db`            |
-//! | `ssm:///`           | `/api_key`          | `/prod/db`            |
-//! | `ssm:///team/app`   | `/team/app/api_key` | `/team/app/prod/db`   |
+//! | URL                 | id `api_key`        | id `prod/db`          | id `/api_key` |
+//! |---------------------|---------------------|-----------------------|---------------|
+//! | `ssm://`            | `api_key` (plain)   | `/prod/db`            | `/api_key`    |
+//! | `ssm:///`           | `/api_key`          | `/prod/db`            | refused       |
+//! | `ssm:///team/app`   | `/team/app/api_key` | `/team/app/prod/db`   | refused       |
 //!
-//! Under `ssm://` a one-level hierarchical name such as `/api_key` has no id: use `ssm:///`.
-//! Parameter Store names take fewer characters than secret ids (`A-Z a-z 0-9 _ . - /`), and
-//! may not begin with `aws` or `ssm`: ids outside those rules are [`Error::InvalidId`]
-//! before any call.
+//! Under `ssm://` an id that starts with `/` is the parameter's whole name, so every name
+//! Parameter Store holds has an id there: `/api_key` (one level, the most common form) as
+//! well as `/prod/db` (whose canonical id is `prod/db`). Parameter Store names take fewer
+//! characters than secret ids (`A-Z a-z 0-9 _ . - /`), no empty hierarchy level, and new ones
+//! may not begin with `aws` or `ssm` (reading AWS's public `/aws/service/...` parameters is
+//! fine): ids outside those rules are [`Error::InvalidId`] before any call.
 //!
 //! # Versions
 //!
@@ -134,18 +136,41 @@ pub fn parameter_name(prefix: &str, id: &SecretId) -> Result<String> {
         ));
     }
     let full = match prefix {
+        // A whole name already (`/api_key`, `/prod/db`).
+        "" if name.starts_with('/') => name.to_owned(),
         "" if !name.contains('/') => name.to_owned(),
+        _ if name.starts_with('/') => {
+            return Err(invalid(
+                "starts with `/` under a hierarchy: give the name below the URL's path",
+            ));
+        }
         "" | "/" => format!("/{name}"),
         prefix => format!("{prefix}/{name}"),
     };
+    if full.contains('/') && full[1..].split('/').any(str::is_empty) {
+        return Err(invalid(
+            "has an empty hierarchy level (`//` or a trailing `/`), which Parameter Store names can't",
+        ));
+    }
+    Ok(full)
+}
+
+/// [`parameter_name`] for a new parameter: not beginning with `aws` or `ssm`, which Parameter
+/// Store reserves for its own (reading AWS's public parameters is fine).
+///
+/// # Errors
+/// As [`parameter_name`], and [`Error::InvalidId`] for a reserved name.
+fn writable_parameter_name(prefix: &str, id: &SecretId) -> Result<String> {
+    let full = parameter_name(prefix, id)?;
     let first = full.trim_start_matches('/');
     let reserved = first
         .get(..3)
         .is_some_and(|head| head.eq_ignore_ascii_case("aws") || head.eq_ignore_ascii_case("ssm"));
     if reserved {
-        return Err(invalid(
-            "would make a parameter name beginning with `aws` or `ssm`, which Parameter Store reserves",
-        ));
+        return Err(Error::InvalidId {
+            id: id.to_string(),
+            reason: "would make a parameter name beginning with `aws` or `ssm`, which Parameter Store reserves",
+        });
     }
     Ok(full)
 }
@@ -156,7 +181,8 @@ pub fn id_for_name(prefix: &str, name: &str) -> Option<SecretId> {
     let id = match prefix {
         "" => match name.strip_prefix('/') {
             Some(rest) if rest.contains('/') => rest,
-            Some(_) => return None,
+            // One level below the root: the id is the whole name.
+            Some(_) => name,
             None => name,
         },
         "/" => name.strip_prefix('/')?,
@@ -441,7 +467,7 @@ impl SecretStore for SsmSource {
     /// [`MAX_STANDARD_BYTES`]. Parameter Store keeps text: a value that is not UTF-8 is
     /// [`Error::InvalidFormat`].
     async fn put(&self, id: &SecretId, value: &SecretValue) -> Result<PutOutcome> {
-        let name = parameter_name(&self.prefix, id)?;
+        let name = writable_parameter_name(&self.prefix, id)?;
         let Some(text) = value.expose_str() else {
             return Err(Error::InvalidFormat {
                 backend: BACKEND,
@@ -549,6 +575,8 @@ mod tests {
             ("/", "prod/db", "/prod/db"),
             ("/team/app", "api_key", "/team/app/api_key"),
             ("/team/app", "prod/db", "/team/app/prod/db"),
+            // One level below the root, the most common form: the id is the whole name.
+            ("", "/api_key", "/api_key"),
         ];
         for (prefix, id_text, name) in cases {
             let secret_id = id(id_text);
@@ -563,8 +591,14 @@ mod tests {
                 "{prefix:?} {name}"
             );
         }
+        // `/prod/db` is also the name of id `/prod/db`; its canonical id is `prod/db`.
+        assert_eq!(parameter_name("", &id("/prod/db")).unwrap(), "/prod/db");
+        // AWS's public parameters are read like any other.
+        assert_eq!(
+            id_for_name("", "/aws/service/global-infrastructure/regions"),
+            Some(id("aws/service/global-infrastructure/regions"))
+        );
         // Names a prefix does not reach have no id.
-        assert_eq!(id_for_name("", "/api_key"), None, "use ssm:/// for these");
         assert_eq!(id_for_name("/team/app", "/team/other/x"), None);
         assert_eq!(id_for_name("/", "api_key"), None);
     }
@@ -584,7 +618,7 @@ mod tests {
                 "ARN",
             ),
         ] {
-            let err = parameter_name(prefix, &id(bad)).unwrap_err();
+            let err = writable_parameter_name(prefix, &id(bad)).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidId, "{bad}");
             let text = err.to_string();
             let expected = match reason {
