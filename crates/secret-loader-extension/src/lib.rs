@@ -36,6 +36,19 @@ pub use stacks::Stacks;
 /// The extension's name, its binary's file name (Lambda requires the two to match).
 pub const NAME: &str = "secret-loader-extension";
 
+/// The name to register with: this executable's file name, which Lambda requires the
+/// registration to match (a layer may install the binary under another name); [`NAME`] when
+/// it can't be known.
+pub fn registration_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|path| path.file_name()?.to_str().map(str::to_owned))
+        .unwrap_or_else(|| NAME.to_owned())
+}
+
+/// What a shutdown keeps in hand before the `SHUTDOWN` event's deadline, to exit in time.
+const SHUTDOWN_MARGIN: Duration = Duration::from_millis(100);
+
 /// How long open connections get to finish after a shutdown is asked for.
 const DRAIN: Duration = Duration::from_millis(500);
 
@@ -61,9 +74,18 @@ impl Running {
 
     /// Stops accepting, lets open connections finish their request (at most `DRAIN`).
     pub async fn stop(self) {
+        self.stop_within(DRAIN).await;
+    }
+
+    /// Stops accepting and waits, at most `budget`, for every open connection to finish the
+    /// request in hand and close: requests in flight at `SHUTDOWN` are answered. True when
+    /// all closed in time.
+    pub async fn stop_within(self, budget: Duration) -> bool {
+        let started = tokio::time::Instant::now();
         let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(DRAIN, self.task).await;
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        let _ = tokio::time::timeout(budget, self.task).await;
+        let left = budget.saturating_sub(started.elapsed());
+        self.state.drained(left).await
     }
 }
 
@@ -127,7 +149,8 @@ pub async fn run(settings: Settings, lambda_api: Option<String>) -> Result<(), S
         Err(err) => {
             let message = err.display_chain().to_string();
             if let Some(api) = &lambda_api
-                && let Ok(extension) = lifecycle::Extension::register(api, NAME).await
+                && let Ok(extension) =
+                    lifecycle::Extension::register(api, &registration_name()).await
             {
                 extension
                     .init_error("Extension.ConfigInvalid", &message)
@@ -145,16 +168,31 @@ pub async fn run(settings: Settings, lambda_api: Option<String>) -> Result<(), S
     };
     match lambda_api {
         Some(api) => {
-            let extension = lifecycle::Extension::register(&api, NAME).await?;
-            tracing::info!("registered with the Extensions API");
+            let name = registration_name();
+            let extension = lifecycle::Extension::register(&api, &name).await?;
+            tracing::info!(%name, "registered with the Extensions API");
             loop {
                 match extension.next().await {
                     Ok(lifecycle::Event::Invoke { request_id, .. }) => {
                         tracing::debug!(%request_id, "invoke");
                     }
-                    Ok(lifecycle::Event::Shutdown { reason, .. }) => {
+                    Ok(lifecycle::Event::Shutdown {
+                        reason,
+                        deadline_ms,
+                    }) => {
                         tracing::info!(%reason, "shutdown");
-                        break;
+                        prefetch.abort();
+                        // Requests in flight are answered, within the event's deadline.
+                        let now_ms = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as u64);
+                        let budget = Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+                            .saturating_sub(SHUTDOWN_MARGIN)
+                            .min(Duration::from_secs(2));
+                        if !running.stop_within(budget).await {
+                            tracing::warn!("requests still in flight at the shutdown deadline");
+                        }
+                        return Ok(());
                     }
                     Err(err) => {
                         prefetch.abort();

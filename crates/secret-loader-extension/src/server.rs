@@ -53,6 +53,8 @@ pub struct State {
     clients: Arc<Semaphore>,
     max_clients: usize,
     limits: ConnectionLimits,
+    /// How many connections are open: a shutdown waits for it to reach 0.
+    open: watch::Sender<usize>,
 }
 
 impl State {
@@ -70,7 +72,17 @@ impl State {
             clients: Arc::new(Semaphore::new(max_clients)),
             max_clients,
             limits,
+            open: watch::Sender::new(0),
         }
+    }
+
+    /// Waits until every open connection has closed (after a shutdown, each finishes the
+    /// request in hand first), or `budget` has passed; true when all closed in time.
+    pub async fn drained(&self, budget: Duration) -> bool {
+        let mut open = self.open.subscribe();
+        tokio::time::timeout(budget, open.wait_for(|n| *n == 0))
+            .await
+            .is_ok()
     }
 
     /// The stacks served.
@@ -101,7 +113,9 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, mut shutdown: watch
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         let mut stop = shutdown.clone();
+        state.open.send_modify(|n| *n += 1);
         tokio::spawn(async move {
+            let _open = OpenConnection(state.clone());
             let permit = state.clients.clone().try_acquire_owned().ok();
             let over = permit.is_none();
             let service = {
@@ -145,6 +159,15 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, mut shutdown: watch
             }
             drop(permit);
         });
+    }
+}
+
+/// Counts a connection as open until it is dropped (however its task ends).
+struct OpenConnection(Arc<State>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 

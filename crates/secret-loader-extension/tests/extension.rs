@@ -535,3 +535,24 @@ async fn every_name_the_services_take_is_served() {
     assert_eq!(both.status, 400, "{}", both.body);
     running.stop().await;
 }
+
+/// On `SHUTDOWN` the server stops accepting but answers the requests in flight before it
+/// returns (within the budget), so the process doesn't exit under a caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_answers_the_requests_in_flight() {
+    let fake = fake_secretsmanager(200, Duration::from_millis(400));
+    let running = start(&[(STACKS_ENV, &fake_stack(&fake))]).await;
+    let address = running.address();
+    let in_flight =
+        tokio::spawn(async move { get(address, "/secretsmanager/get?secretId=in-flight").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    assert!(running.stop_within(Duration::from_secs(3)).await, "drained");
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "returned after {:?}, before the request was answered",
+        started.elapsed()
+    );
+    let answer = in_flight.await.unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}

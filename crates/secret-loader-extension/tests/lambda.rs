@@ -171,3 +171,31 @@ async fn botocore_parses_the_extension_s_answers_as_the_services() {
         6
     );
 }
+
+/// Lambda requires an extension to register under its own file name: a layer that installs
+/// the binary as `extensions/my-secrets` registers as `my-secrets`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_extension_registers_under_its_own_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let renamed = dir.path().join("my-secrets");
+    std::fs::copy(env!("CARGO_BIN_EXE_secret-loader-extension"), &renamed).unwrap();
+    let environment = Environment::new(python())
+        .args(["-m", "awslambdaric", "function.handler"])
+        .dir(python_dir())
+        .extension(&renamed)
+        .function_name("renamed-extension")
+        .env("AWS_SESSION_TOKEN", common::TOKEN)
+        .env(
+            "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT",
+            free_port().to_string(),
+        )
+        .env("SECRET_ID", "unused");
+    let mut runtime = tokio::task::spawn_blocking(move || environment.start())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(runtime.registered_extensions(), ["my-secrets"]);
+    tokio::task::spawn_blocking(move || runtime.stop_in_place())
+        .await
+        .unwrap();
+}
