@@ -509,15 +509,26 @@ async fn parameter(
             stack.name()
         ))
     })?;
-    let secret = read(stack, &id, &version, false, "ParameterNotFound").await?;
-    if !decrypt && secret.value_type().is_none_or(|t| t == "SecureString") {
-        // We read with decryption; handing the plaintext to a caller who didn't ask for it
-        // would be the surprise, so say so instead.
-        return Err(Failure::bad_request(
-            "this parameter is a SecureString: ask with withDecryption=true \
-             (the extension does not serve ciphertexts)",
-        ));
+    if !decrypt {
+        // As AWS's extension answers it: `GetParameter` without decryption, a
+        // `SecureString`'s value its ciphertext (never the plaintext unasked).
+        return match stack.get_without_decryption(&id, &version).await {
+            Some(Ok(secret)) => Ok(json_response(&get_parameter(name, selector, &secret))),
+            Some(Err(err)) => {
+                let (status, code) = status_of(err.kind(), "ParameterNotFound");
+                Err(Failure {
+                    status,
+                    code,
+                    message: err.display_chain().to_string(),
+                })
+            }
+            None => Err(Failure::bad_request(format!(
+                "stack {} is not Parameter Store: ask with withDecryption=true",
+                stack.name()
+            ))),
+        };
     }
+    let secret = read(stack, &id, &version, false, "ParameterNotFound").await?;
     Ok(json_response(&get_parameter(name, selector, &secret)))
 }
 

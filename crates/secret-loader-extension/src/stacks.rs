@@ -34,6 +34,8 @@ pub struct Stack {
     source: Arc<dyn SecretSource>,
     memory: Option<Arc<MemoryCache>>,
     ssm_prefix: Option<String>,
+    /// For an `ssm://` stack, reads without decryption (`withDecryption=false`), uncached.
+    ssm_raw: Option<secret_loader::aws::ssm::SsmSource>,
     timeout: Duration,
 }
 
@@ -68,6 +70,17 @@ impl Stack {
         } else {
             self.source.get(id, version).await
         }
+    }
+
+    /// Reads `id` as Parameter Store holds it, without decryption (a `SecureString`'s
+    /// ciphertext), past the caches; `None` for a stack that is not `ssm://`.
+    pub async fn get_without_decryption(
+        &self,
+        id: &SecretId,
+        version: &VersionSelector,
+    ) -> Option<Result<Secret>> {
+        let raw = self.ssm_raw.as_ref()?;
+        Some(raw.get_without_decryption(id, version).await)
     }
 
     /// The id a Parameter Store name means here: for an `ssm://` stack its own mapping, for
@@ -255,9 +268,13 @@ async fn build_stack(
             "memory_version_check is not served by the extension (use a shorter memory_ttl)",
         ));
     }
-    let ssm_prefix = match &config.source {
-        SourceConfig::Ssm(ssm) => Some(ssm.prefix.clone()),
-        _ => None,
+    let (ssm_prefix, ssm_raw) = match &config.source {
+        SourceConfig::Ssm(ssm) => {
+            let sdk = secret_loader::aws::load_sdk_config(&ssm.aws).await?;
+            let raw = secret_loader::aws::ssm::SsmSource::from_config(&sdk, ssm).await?;
+            (Some(ssm.prefix.clone()), Some(raw))
+        }
+        _ => (None, None),
     };
     // Every local process may ask the extension for an id: an env:// stack without a prefix
     // would hand out any variable of the extension's environment, the function's AWS
@@ -286,6 +303,7 @@ async fn build_stack(
         source,
         memory,
         ssm_prefix,
+        ssm_raw,
         timeout,
     })
 }

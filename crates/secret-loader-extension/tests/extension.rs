@@ -123,13 +123,32 @@ async fn aws_routes_answer_in_the_services_shapes() {
     )
     .await;
     assert_eq!(by_version.json()["Parameter"]["Selector"], ":1");
-    // A SecureString without withDecryption: refused rather than decrypted unasked.
+    // A SecureString without withDecryption: answered as AWS's extension answers it, with
+    // what `GetParameter` gives without decryption (the ciphertext), never the plaintext.
     let plain = get(
         address,
         &format!("/systemsmanager/parameters/get?name={}", encode(&name)),
     )
     .await;
-    assert_eq!(plain.status, 400, "{}", plain.body);
+    assert_eq!(plain.status, 200, "{}", plain.body);
+    let undecrypted = library::raw_ssm()
+        .await
+        .get_parameter()
+        .name(&name)
+        .with_decryption(false)
+        .send()
+        .await
+        .unwrap()
+        .parameter
+        .unwrap();
+    let body = plain.json();
+    assert_eq!(body["Parameter"]["Type"], "SecureString");
+    assert_eq!(
+        body["Parameter"]["Value"].as_str(),
+        undecrypted.value(),
+        "the service's own answer without decryption"
+    );
+    assert_ne!(body["Parameter"]["Value"], "parameter-value");
 
     // A plain String needs no decryption: served without withDecryption.
     let plain_name = format!("/{}", library::unique_id("ext-plain"));

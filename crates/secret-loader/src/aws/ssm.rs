@@ -254,19 +254,92 @@ impl SsmSource {
         id_for_name(&self.prefix, name)
     }
 
+    /// `id` at `version` as Parameter Store holds it, without decryption: a `SecureString`'s
+    /// value is its ciphertext (base64), as `GetParameter` with `WithDecryption=false`
+    /// answers (what AWS's extension serves for `withDecryption=false`); other types are the
+    /// same as [`SecretSource::get`]. No cache layer keeps these answers.
+    ///
+    /// # Errors
+    /// As [`SecretSource::get`].
+    pub async fn get_without_decryption(
+        &self,
+        id: &SecretId,
+        version: &VersionSelector,
+    ) -> Result<Secret> {
+        self.read(id, version, false).await
+    }
+
     /// One `GetParameter` of `selector` (a name, `name:N` or `name:label`).
     async fn get_parameter(&self, id: &SecretId, selector: &str) -> Result<Parameter> {
+        self.get_parameter_as(id, selector, true).await
+    }
+
+    /// [`SsmSource::get_parameter`], decrypting or not.
+    async fn get_parameter_as(
+        &self,
+        id: &SecretId,
+        selector: &str,
+        decrypt: bool,
+    ) -> Result<Parameter> {
         let output = self
             .client
             .get_parameter()
             .name(selector)
-            .with_decryption(true)
+            .with_decryption(decrypt)
             .send()
             .await
             .map_err(|err| classify(err, id.as_str()))?;
         output
             .parameter
             .ok_or_else(|| other(id, "GetParameter answered without a parameter"))
+    }
+
+    /// A read of `id` at `version`, decrypting or not.
+    async fn read(
+        &self,
+        id: &SecretId,
+        version: &VersionSelector,
+        decrypt: bool,
+    ) -> Result<Secret> {
+        let name = parameter_name(&self.prefix, id)?;
+        let (selector, stages) = match version {
+            VersionSelector::Current => (name, vec![STAGE_CURRENT.to_owned()]),
+            VersionSelector::Stage(stage) if stage == STAGE_CURRENT => {
+                (name, vec![STAGE_CURRENT.to_owned()])
+            }
+            VersionSelector::Stage(stage) if stage == STAGE_PREVIOUS => {
+                let current = self.get_parameter(id, &name).await?;
+                let previous = current.version - 1;
+                if previous < 1 {
+                    return Err(Error::NotFound {
+                        backend: BACKEND,
+                        id: id.to_string(),
+                        source: Some(std::sync::Arc::from(BoxError::from(
+                            "AWSPREVIOUS: the parameter has only one version",
+                        ))),
+                    });
+                }
+                (
+                    format!("{name}:{previous}"),
+                    vec![STAGE_PREVIOUS.to_owned()],
+                )
+            }
+            VersionSelector::Stage(label) => (format!("{name}:{label}"), vec![label.clone()]),
+            VersionSelector::Id(number) => {
+                if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(Error::Unsupported {
+                        backend: BACKEND,
+                        operation: format!(
+                            "version id `{number}` (Parameter Store versions are numbers)"
+                        ),
+                    });
+                }
+                (format!("{name}:{number}"), Vec::new())
+            }
+        };
+        let parameter = self.get_parameter_as(id, &selector, decrypt).await?;
+        tracing::debug!(backend = BACKEND, id = %id, version = parameter.version, "read parameter");
+        to_secret(id, parameter, stages)
     }
 
     /// One `GetParameters` for `chunk` (already mapped to `names`): a result per id, or
@@ -372,45 +445,7 @@ impl SecretSource for SsmSource {
     }
 
     async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
-        let name = parameter_name(&self.prefix, id)?;
-        let (selector, stages) = match version {
-            VersionSelector::Current => (name, vec![STAGE_CURRENT.to_owned()]),
-            VersionSelector::Stage(stage) if stage == STAGE_CURRENT => {
-                (name, vec![STAGE_CURRENT.to_owned()])
-            }
-            VersionSelector::Stage(stage) if stage == STAGE_PREVIOUS => {
-                let current = self.get_parameter(id, &name).await?;
-                let previous = current.version - 1;
-                if previous < 1 {
-                    return Err(Error::NotFound {
-                        backend: BACKEND,
-                        id: id.to_string(),
-                        source: Some(std::sync::Arc::from(BoxError::from(
-                            "AWSPREVIOUS: the parameter has only one version",
-                        ))),
-                    });
-                }
-                (
-                    format!("{name}:{previous}"),
-                    vec![STAGE_PREVIOUS.to_owned()],
-                )
-            }
-            VersionSelector::Stage(label) => (format!("{name}:{label}"), vec![label.clone()]),
-            VersionSelector::Id(number) => {
-                if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(Error::Unsupported {
-                        backend: BACKEND,
-                        operation: format!(
-                            "version id `{number}` (Parameter Store versions are numbers)"
-                        ),
-                    });
-                }
-                (format!("{name}:{number}"), Vec::new())
-            }
-        };
-        let parameter = self.get_parameter(id, &selector).await?;
-        tracing::debug!(backend = BACKEND, id = %id, version = parameter.version, "read parameter");
-        to_secret(id, parameter, stages)
+        self.read(id, version, true).await
     }
 
     /// Batches of [`BATCH_LIMIT`] names, at most [`BATCHES_IN_FLIGHT`] at once, answers in
