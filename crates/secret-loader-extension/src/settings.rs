@@ -41,6 +41,12 @@ pub const TOKEN_VARIABLES: [&str; 3] = [
 /// request's headers, and stay idle between requests (default 30,000, the agent's header read
 /// timeout); then it is closed.
 pub const IDLE_TIMEOUT_ENV: &str = "SECRET_LOADER_EXTENSION_IDLE_TIMEOUT_MS";
+/// `SECRET_LOADER_EXTENSION_STALE_FOR_S`: how long past its TTL a cached value is still
+/// served when the refresh fails with a transient error (throttled, 5xx, connection), for the
+/// stacks the AWS switches configure. Default: 0 in Lambda (AWS's extension answers the
+/// error), 3600 as an agent (the Secrets Manager Agent serves the stale value:
+/// `ignore_transient_errors`, on by default).
+pub const STALE_FOR_ENV: &str = "SECRET_LOADER_EXTENSION_STALE_FOR_S";
 /// `SECRET_LOADER_EXTENSION_CONNECTION_LIFETIME_S`: how long one connection is served before
 /// it is closed after its request in hand (default 300).
 pub const CONNECTION_LIFETIME_ENV: &str = "SECRET_LOADER_EXTENSION_CONNECTION_LIFETIME_S";
@@ -97,6 +103,8 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// How long one connection is served.
     pub connection_lifetime: Duration,
+    /// How long past its TTL a value is served when its refresh fails transiently.
+    pub stale_for: Duration,
     /// The variable whose value the token header must equal.
     pub token_variable: String,
     /// The token (that variable's value).
@@ -136,6 +144,7 @@ impl std::fmt::Debug for Settings {
             .field("ssm_timeout", &self.ssm_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("connection_lifetime", &self.connection_lifetime)
+            .field("stale_for", &self.stale_for)
             .field("token_variable", &self.token_variable)
             .field("token", &"[REDACTED]")
             .field("stacks", &self.stacks)
@@ -217,6 +226,13 @@ impl Settings {
             Duration::from_millis(bounded(IDLE_TIMEOUT_ENV, 30_000, 100, 3_600_000)?);
         let connection_lifetime =
             Duration::from_secs(bounded(CONNECTION_LIFETIME_ENV, 300, 1, 86_400)?);
+        let in_lambda = get("AWS_LAMBDA_RUNTIME_API").is_some();
+        let stale_for = Duration::from_secs(bounded(
+            STALE_FOR_ENV,
+            if in_lambda { 0 } else { 3600 },
+            0,
+            86_400,
+        )?);
         let log_level = match get(LOG_LEVEL_ENV)
             .map(|v| v.to_ascii_uppercase())
             .as_deref()
@@ -280,6 +296,7 @@ impl Settings {
             ssm_timeout: timeout(SSM_TIMEOUT_ENV)?,
             idle_timeout,
             connection_lifetime,
+            stale_for,
             token_variable,
             token,
             stacks,
@@ -472,6 +489,13 @@ mod tests {
             (quiet.idle_timeout, quiet.connection_lifetime),
             (Duration::from_secs(30), Duration::from_secs(300))
         );
+        assert_eq!(quiet.stale_for, Duration::from_secs(3600), "as an agent");
+        let in_lambda = settings(&[
+            ("AWS_SESSION_TOKEN", "t"),
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+        ])
+        .unwrap();
+        assert_eq!(in_lambda.stale_for, Duration::ZERO, "as AWS's extension");
     }
 
     /// The token is looked up as the Secrets Manager Agent looks it up: `AWS_TOKEN`, then

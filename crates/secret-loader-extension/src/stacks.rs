@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use secret_loader::cache::{MemoryCache, MemoryOptions};
+use secret_loader::SecretsManagerSource;
+use secret_loader::cache::{CurrentVersion, MemoryCache, MemoryOptions};
 use secret_loader::config::{Scheme, SourceConfig};
 use secret_loader::{Config, Error, Result, Secret, SecretId, SecretSource, VersionSelector};
 use tokio::sync::Semaphore;
@@ -182,6 +183,7 @@ impl Stacks {
             {
                 let mut memory = MemoryOptions::new(ttl);
                 memory.max_entries = settings.cache_size;
+                memory.stale_for = settings.stale_for;
                 config.memory = Some(memory);
             }
             let stack = build_stack(&name, config, settings.max_connections, timeout)
@@ -263,11 +265,24 @@ async fn build_stack(
     timeout: Duration,
 ) -> Result<Stack> {
     let memory_options = config.memory.take();
-    if memory_options.as_ref().is_some_and(|m| m.version_check) {
-        return Err(Error::invalid_config(
-            "memory_version_check is not served by the extension (use a shorter memory_ttl)",
-        ));
-    }
+    // The rotation check (`memory_version_check=true`): on expiry one `DescribeSecret` keeps
+    // an unchanged entry, as the Secrets Manager Agent does.
+    let versions: Option<Arc<dyn CurrentVersion>> = match (
+        &config.source,
+        memory_options.as_ref().is_some_and(|m| m.version_check),
+    ) {
+        (_, false) => None,
+        (SourceConfig::SecretsManager(sm), true) => {
+            let sdk = secret_loader::aws::load_sdk_config(&sm.aws).await?;
+            Some(Arc::new(SecretsManagerSource::from_config(&sdk, sm).await))
+        }
+        (other, true) => {
+            return Err(Error::invalid_config(format!(
+                "memory_version_check needs a source with versions; {}:// has none",
+                other.scheme()
+            )));
+        }
+    };
     let (ssm_prefix, ssm_raw) = match &config.source {
         SourceConfig::Ssm(ssm) => {
             let sdk = secret_loader::aws::load_sdk_config(&ssm.aws).await?;
@@ -292,7 +307,13 @@ async fn build_stack(
         inner: config.build().await?,
         permits: Semaphore::new(max_connections),
     });
-    let memory = memory_options.map(|options| Arc::new(MemoryCache::new(backend.clone(), options)));
+    let memory = memory_options.map(|options| {
+        let cache = MemoryCache::new(backend.clone(), options);
+        Arc::new(match versions {
+            Some(versions) => cache.with_version_check(versions),
+            None => cache,
+        })
+    });
     let source = match &memory {
         Some(memory) => memory.clone() as Arc<dyn SecretSource>,
         None => backend,

@@ -575,3 +575,109 @@ async fn a_shutdown_answers_the_requests_in_flight() {
     let answer = in_flight.await.unwrap();
     assert_eq!(answer.status, 200, "{}", answer.body);
 }
+
+/// A fake Secrets Manager whose `GetSecretValue` fails (500) while `failing` is set, and that
+/// answers `DescribeSecret` with version `v1` current; it counts each operation.
+struct SwitchableSecretsManager {
+    fake: FakeHttp,
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    describes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SwitchableSecretsManager {
+    fn start() -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let failing = Arc::new(AtomicBool::new(false));
+        let (reads, describes) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let fake = {
+            let (failing, reads, describes) = (failing.clone(), reads.clone(), describes.clone());
+            FakeHttp::start(move |request, stream| {
+                let target = request.header("x-amz-target").unwrap_or_default();
+                let (status, body) = if target.ends_with("DescribeSecret") {
+                    describes.fetch_add(1, Ordering::SeqCst);
+                    (
+                        200,
+                        r#"{"Name":"app/fresh","VersionIdsToStages":{"v1":["AWSCURRENT"]}}"#
+                            .to_owned(),
+                    )
+                } else if failing.load(Ordering::SeqCst) {
+                    reads.fetch_add(1, Ordering::SeqCst);
+                    (
+                        500,
+                        r#"{"__type":"InternalServiceError","Message":"down"}"#.to_owned(),
+                    )
+                } else {
+                    reads.fetch_add(1, Ordering::SeqCst);
+                    (200, get_secret_value_body("app/fresh", CREDS))
+                };
+                write_response(
+                    stream,
+                    status,
+                    &[("Content-Type", "application/x-amz-json-1.1")],
+                    body.as_bytes(),
+                );
+            })
+        };
+        Self {
+            fake,
+            failing,
+            reads,
+            describes,
+        }
+    }
+}
+
+/// Freshness like the agent: as an agent, a refresh that fails transiently serves the value
+/// it had (the agent's `ignore_transient_errors`, on by default); in Lambda, as AWS's
+/// extension, the error is answered. With `memory_version_check=true` an expired entry is
+/// kept after one `DescribeSecret` when the version is unchanged (the agent's rotation check).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freshness_stale_on_error_as_an_agent_and_the_rotation_check() {
+    use secret_loader_extension::settings::SECRETS_MANAGER_TTL_ENV;
+    use std::sync::atomic::Ordering;
+    for (in_lambda, after_outage) in [(false, 200), (true, 502)] {
+        let fake = SwitchableSecretsManager::start();
+        let mut vars = vec![
+            (STACKS_ENV, fake_stack(&fake.fake)),
+            (SECRETS_MANAGER_TTL_ENV, "1".to_owned()),
+        ];
+        if in_lambda {
+            vars.push(("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9".to_owned()));
+        }
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let running = start(&vars).await;
+        let path = "/secretsmanager/get?secretId=app/fresh";
+        assert_eq!(get(running.address(), path).await.status, 200);
+        fake.failing.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let answer = get(running.address(), path).await;
+        assert_eq!(
+            answer.status, after_outage,
+            "in Lambda: {in_lambda}: {}",
+            answer.body
+        );
+        running.stop().await;
+    }
+
+    let fake = SwitchableSecretsManager::start();
+    let url = format!(
+        "secretsmanager://?region=us-east-1&endpoint_url={}&max_attempts=1\
+         &memory_ttl=1s&memory_version_check=true",
+        fake.fake.endpoint()
+    );
+    let running = start(&[(STACKS_ENV, &stacks(&[("secretsmanager", &url)]))]).await;
+    let path = "/secretsmanager/get?secretId=app/fresh";
+    assert_eq!(get(running.address(), path).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let renewed = get(running.address(), path).await;
+    assert_eq!(renewed.status, 200, "{}", renewed.body);
+    assert_eq!(fake.reads.load(Ordering::SeqCst), 1, "one GetSecretValue");
+    assert_eq!(
+        fake.describes.load(Ordering::SeqCst),
+        1,
+        "then one DescribeSecret"
+    );
+    running.stop().await;
+}
