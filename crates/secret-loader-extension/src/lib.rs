@@ -161,11 +161,14 @@ pub async fn run(settings: Settings, lambda_api: Option<String>) -> Result<(), S
     };
     let running = start_with(listener, stacks, &settings);
     tracing::info!(address = %running.address(), "serving");
-    let prefetch = {
+    // Under SnapStart nothing is read ahead before the snapshot: the prefetch waits for the
+    // first INVOKE, after the restore.
+    let start_prefetch = |running: &Running| {
         let state = running.state().clone();
         let ids = settings.prefetch.clone();
         tokio::spawn(async move { state.stacks().prefetch(&ids).await })
     };
+    let mut prefetch = start_prefetch(&running);
     match lambda_api {
         Some(api) => {
             let name = registration_name();
@@ -175,6 +178,10 @@ pub async fn run(settings: Settings, lambda_api: Option<String>) -> Result<(), S
                 match extension.next().await {
                     Ok(lifecycle::Event::Invoke { request_id, .. }) => {
                         tracing::debug!(%request_id, "invoke");
+                        if running.state().stacks().start_caching() {
+                            tracing::info!("restored from the SnapStart snapshot: caching on");
+                            prefetch = start_prefetch(&running);
+                        }
                     }
                     Ok(lifecycle::Event::Shutdown {
                         reason,

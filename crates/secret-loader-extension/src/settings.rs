@@ -47,6 +47,9 @@ pub const IDLE_TIMEOUT_ENV: &str = "SECRET_LOADER_EXTENSION_IDLE_TIMEOUT_MS";
 /// error), 3600 as an agent (the Secrets Manager Agent serves the stale value:
 /// `ignore_transient_errors`, on by default).
 pub const STALE_FOR_ENV: &str = "SECRET_LOADER_EXTENSION_STALE_FOR_S";
+/// Lambda's `AWS_LAMBDA_INITIALIZATION_TYPE`: `snap-start` when this INIT is the one a
+/// SnapStart snapshot is taken after.
+pub const INITIALIZATION_TYPE_ENV: &str = "AWS_LAMBDA_INITIALIZATION_TYPE";
 /// `SECRET_LOADER_EXTENSION_CONNECTION_LIFETIME_S`: how long one connection is served before
 /// it is closed after its request in hand (default 300).
 pub const CONNECTION_LIFETIME_ENV: &str = "SECRET_LOADER_EXTENSION_CONNECTION_LIFETIME_S";
@@ -105,6 +108,9 @@ pub struct Settings {
     pub connection_lifetime: Duration,
     /// How long past its TTL a value is served when its refresh fails transiently.
     pub stale_for: Duration,
+    /// SnapStart (`AWS_LAMBDA_INITIALIZATION_TYPE=snap-start`): no secret is cached or
+    /// prefetched before the snapshot; caching starts with the first `INVOKE` (after restore).
+    pub snap_start: bool,
     /// The variable whose value the token header must equal.
     pub token_variable: String,
     /// The token (that variable's value).
@@ -145,6 +151,7 @@ impl std::fmt::Debug for Settings {
             .field("idle_timeout", &self.idle_timeout)
             .field("connection_lifetime", &self.connection_lifetime)
             .field("stale_for", &self.stale_for)
+            .field("snap_start", &self.snap_start)
             .field("token_variable", &self.token_variable)
             .field("token", &"[REDACTED]")
             .field("stacks", &self.stacks)
@@ -297,6 +304,7 @@ impl Settings {
             idle_timeout,
             connection_lifetime,
             stale_for,
+            snap_start: get(INITIALIZATION_TYPE_ENV).is_some_and(|t| t == "snap-start"),
             token_variable,
             token,
             stacks,

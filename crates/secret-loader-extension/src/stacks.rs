@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -33,6 +34,10 @@ pub struct Stack {
     name: String,
     scheme: Scheme,
     source: Arc<dyn SecretSource>,
+    /// The source without the memory layer: what reads use while caching is off.
+    uncached: Arc<dyn SecretSource>,
+    /// Whether reads may be cached (off under SnapStart until the first INVOKE).
+    caching: Arc<AtomicBool>,
     memory: Option<Arc<MemoryCache>>,
     ssm_prefix: Option<String>,
     /// For an `ssm://` stack, reads without decryption (`withDecryption=false`), uncached.
@@ -66,6 +71,9 @@ impl Stack {
         version: &VersionSelector,
         refresh: bool,
     ) -> Result<Secret> {
+        if !self.caching.load(Ordering::Acquire) {
+            return self.uncached.get(id, version).await;
+        }
         if refresh {
             self.source.refresh(id, version).await
         } else {
@@ -95,6 +103,9 @@ impl Stack {
 
     /// Reads `ids` into the cache (those that fail are logged, by id and kind only).
     pub async fn prefetch(&self, ids: &[SecretId]) {
+        if !self.caching.load(Ordering::Acquire) {
+            return;
+        }
         let results = match &self.memory {
             Some(memory) => memory.prefetch(ids).await,
             None => Vec::new(),
@@ -126,6 +137,8 @@ pub struct Stacks {
     by_name: BTreeMap<String, Arc<Stack>>,
     secretsmanager: Option<Arc<Stack>>,
     ssm: Option<Arc<Stack>>,
+    /// Shared by every stack: whether reads may be cached.
+    caching: Arc<AtomicBool>,
 }
 
 impl Stacks {
@@ -164,7 +177,10 @@ impl Stacks {
         };
         let sm_owner = route_owner("secretsmanager", Scheme::SecretsManager);
         let ssm_owner = route_owner("ssm", Scheme::Ssm);
-        let mut stacks = Self::default();
+        let mut stacks = Self {
+            caching: Arc::new(AtomicBool::new(!settings.snap_start)),
+            ..Self::default()
+        };
         for (name, mut config) in configs {
             let serves_sm = sm_owner.as_deref() == Some(name.as_str());
             let serves_ssm = ssm_owner.as_deref() == Some(name.as_str());
@@ -186,9 +202,23 @@ impl Stacks {
                 memory.stale_for = settings.stale_for;
                 config.memory = Some(memory);
             }
-            let stack = build_stack(&name, config, settings.max_connections, timeout)
-                .await
-                .map_err(|err| named(&name, &err))?;
+            if settings.snap_start && config.tmp.is_some() {
+                return Err(named(
+                    &name,
+                    &Error::invalid_config(
+                        "a /tmp layer under SnapStart would put secrets into the snapshot",
+                    ),
+                ));
+            }
+            let stack = build_stack(
+                &name,
+                config,
+                settings.max_connections,
+                timeout,
+                stacks.caching.clone(),
+            )
+            .await
+            .map_err(|err| named(&name, &err))?;
             let stack = Arc::new(stack);
             if serves_sm {
                 stacks.secretsmanager = Some(stack.clone());
@@ -230,7 +260,18 @@ impl Stacks {
         self.by_name.keys().map(String::as_str).collect()
     }
 
-    /// Reads the listed ids into their stacks' caches.
+    /// Whether reads are cached now (off under SnapStart until [`Stacks::start_caching`]).
+    pub fn caching(&self) -> bool {
+        self.caching.load(Ordering::Acquire)
+    }
+
+    /// Lets reads be cached from now on: under SnapStart, at the first `INVOKE`, once the
+    /// environment has been restored from its snapshot. True when it was off.
+    pub fn start_caching(&self) -> bool {
+        !self.caching.swap(true, Ordering::AcqRel)
+    }
+
+    /// Reads the listed ids into their stacks' caches (nothing while caching is off).
     pub async fn prefetch(&self, ids: &[(Option<String>, String)]) {
         let mut by_stack: BTreeMap<&str, Vec<SecretId>> = BTreeMap::new();
         for (stack, id) in ids {
@@ -263,6 +304,7 @@ async fn build_stack(
     mut config: Config,
     max_connections: usize,
     timeout: Duration,
+    caching: Arc<AtomicBool>,
 ) -> Result<Stack> {
     let memory_options = config.memory.take();
     // The rotation check (`memory_version_check=true`): on expiry one `DescribeSecret` keeps
@@ -316,12 +358,14 @@ async fn build_stack(
     });
     let source = match &memory {
         Some(memory) => memory.clone() as Arc<dyn SecretSource>,
-        None => backend,
+        None => backend.clone(),
     };
     Ok(Stack {
         name: name.to_owned(),
         scheme,
         source,
+        uncached: backend,
+        caching,
         memory,
         ssm_prefix,
         ssm_raw,

@@ -681,3 +681,54 @@ async fn freshness_stale_on_error_as_an_agent_and_the_rotation_check() {
     );
     running.stop().await;
 }
+
+/// SnapStart (`AWS_LAMBDA_INITIALIZATION_TYPE=snap-start`): before the snapshot nothing is
+/// cached or prefetched, so no secret sits in the extension's memory when the snapshot is
+/// taken; reads are still answered. From the first INVOKE (after restore) caching is on. A
+/// `/tmp` layer, which would put secrets into the snapshot, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snap_start_caches_nothing_before_the_snapshot() {
+    use secret_loader_extension::settings::{INITIALIZATION_TYPE_ENV, PREFETCH_ENV};
+    let fake = SwitchableSecretsManager::start();
+    let running = start(&[
+        (STACKS_ENV, &fake_stack(&fake.fake)),
+        (INITIALIZATION_TYPE_ENV, "snap-start"),
+        (PREFETCH_ENV, "app/fresh"),
+    ])
+    .await;
+    let reads = || fake.reads.load(std::sync::atomic::Ordering::SeqCst);
+    let path = "/secretsmanager/get?secretId=app/fresh";
+    let stacks = running.state().stacks();
+    assert!(!stacks.caching());
+    stacks.prefetch(&[(None, "app/fresh".to_owned())]).await;
+    assert_eq!(reads(), 0, "no prefetch before the snapshot");
+    for _ in 0..2 {
+        assert_eq!(get(running.address(), path).await.status, 200);
+    }
+    assert_eq!(reads(), 2, "answered, not cached");
+    assert!(stacks.start_caching(), "the first INVOKE turns caching on");
+    for _ in 0..3 {
+        assert_eq!(get(running.address(), path).await.status, 200);
+    }
+    assert_eq!(reads(), 3, "cached from the first read after the restore");
+    running.stop().await;
+
+    let with_tmp = format!(
+        "secretsmanager://?region=us-east-1&endpoint_url={}&tmp_ttl=1h&tmp_plaintext=true",
+        fake.fake.endpoint()
+    );
+    let err = secret_loader_extension::start(
+        &settings(&[
+            (STACKS_ENV, &stacks_json(&with_tmp)),
+            (INITIALIZATION_TYPE_ENV, "snap-start"),
+        ]),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("snapshot"), "{err}");
+}
+
+fn stacks_json(url: &str) -> String {
+    stacks(&[("secretsmanager", url)])
+}
