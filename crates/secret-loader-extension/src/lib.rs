@@ -108,15 +108,22 @@ pub fn start_with(listener: TcpListener, stacks: Stacks, settings: &Settings) ->
     let address = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
-    let state = Arc::new(State::new(
-        stacks,
-        settings.token.clone(),
-        settings.max_clients,
-        server::ConnectionLimits {
-            idle_timeout: settings.idle_timeout,
-            lifetime: settings.connection_lifetime,
-        },
-    ));
+    let state = Arc::new(
+        State::new(
+            stacks,
+            settings.token.clone(),
+            settings.max_clients,
+            server::ConnectionLimits {
+                idle_timeout: settings.idle_timeout,
+                lifetime: settings.connection_lifetime,
+            },
+        )
+        .with_body_style(if settings.in_lambda {
+            server::BodyStyle::Extension
+        } else {
+            server::BodyStyle::Agent
+        }),
+    );
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(server::serve(listener, state.clone(), stopped));
     Running {

@@ -55,6 +55,8 @@ pub struct State {
     limits: ConnectionLimits,
     /// How many connections are open: a shutdown waits for it to reach 0.
     open: watch::Sender<usize>,
+    /// Whose answers the Secrets Manager routes' bodies copy.
+    body_style: BodyStyle,
 }
 
 impl State {
@@ -73,7 +75,14 @@ impl State {
             max_clients,
             limits,
             open: watch::Sender::new(0),
+            body_style: BodyStyle::Agent,
         }
+    }
+
+    /// Answers the Secrets Manager routes in `style` (the agent's by default).
+    pub fn with_body_style(mut self, style: BodyStyle) -> Self {
+        self.body_style = style;
+        self
     }
 
     /// Waits until every open connection has closed (after a shutdown, each finishes the
@@ -415,7 +424,7 @@ async fn secretsmanager(
     let version = secret_version(query)?;
     let refresh = flag(query, "refreshNow")?;
     let secret = read(stack, &id, &version, refresh, "ResourceNotFoundException").await?;
-    Ok(json_response(&get_secret_value(&secret)))
+    Ok(json_response(&get_secret_value(&secret, state.body_style)))
 }
 
 /// `GET /secret-loader/get?id=...&source=NAME`: any stack, in `GetSecretValue`'s shape.
@@ -445,7 +454,7 @@ async fn generic(
     let version = secret_version(query)?;
     let refresh = flag(query, "refreshNow")?;
     let secret = read(stack, &id, &version, refresh, "ResourceNotFoundException").await?;
-    Ok(json_response(&get_secret_value(&secret)))
+    Ok(json_response(&get_secret_value(&secret, state.body_style)))
 }
 
 /// `GET /systemsmanager/parameters/get?name=...`: `GetParameter`'s answer.
@@ -545,73 +554,119 @@ fn reference_parameter(name: &str, selector: Option<String>, secret: &Secret) ->
     parameter["Name"] = json!(name);
     parameter["Type"] = json!("SecureString");
     parameter["Version"] = json!(0);
+    parameter["DataType"] = Value::Null;
     answer
 }
 
-/// Seconds since the epoch, as AWS's JSON protocols write timestamps.
-fn epoch_seconds(time: SystemTime) -> Option<Value> {
-    // To the microsecond, as the services' own answers carry it.
-    let since = time.duration_since(UNIX_EPOCH).ok()?;
-    let seconds = since.as_secs() as f64 + f64::from(since.subsec_micros()) / 1e6;
-    serde_json::Number::from_f64(seconds).map(Value::Number)
+/// Whose answers the bodies copy: AWS's Parameters and Secrets extension (in Lambda) or the
+/// Secrets Manager Agent (outside it), so code written for either reads ours unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyStyle {
+    /// AWS's extension: every field present (`null` when absent), dates as ISO-8601 with
+    /// milliseconds, and `ResultMetadata` (its recorded responses).
+    Extension,
+    /// The agent: `ARN`, `Name`, `VersionId` always (`null` when absent), `SecretString` or
+    /// `SecretBinary`, `VersionStages` when there are some, `CreatedDate` as a string of epoch
+    /// seconds (its `GetSecretValueOutputDef`).
+    Agent,
 }
 
-/// `GetSecretValue`'s output shape.
-pub fn get_secret_value(secret: &Secret) -> Value {
-    let mut out = Map::new();
-    if let Some(arn) = secret.arn() {
-        out.insert("ARN".into(), json!(arn));
-    }
-    out.insert(
-        "Name".into(),
-        json!(secret.name().unwrap_or(secret.id().name())),
-    );
-    if let Some(version) = secret.version_id() {
-        out.insert("VersionId".into(), json!(version));
-    }
+/// ISO-8601 in UTC with milliseconds (`2022-11-16T08:22:40.499Z`), as AWS's extension writes
+/// dates.
+fn iso_millis(time: SystemTime) -> Value {
+    // Rounded to the nearest millisecond (a time parsed from the service's epoch float can
+    // fall a hair below the millisecond it names).
+    let rounded = time + std::time::Duration::from_micros(500);
+    json!(humantime::format_rfc3339_millis(rounded).to_string())
+}
+
+/// Epoch seconds as a string, the fraction to the nanosecond without trailing zeros
+/// (`1796183243`, `1796183243.5`), as the agent writes `CreatedDate` (serde_with's
+/// `TimestampSecondsWithFrac<String>`).
+fn epoch_seconds_text(time: SystemTime) -> Option<Value> {
+    let since = time.duration_since(UNIX_EPOCH).ok()?;
+    let nanos = since.subsec_nanos();
+    Some(json!(if nanos == 0 {
+        since.as_secs().to_string()
+    } else {
+        let fraction = format!("{nanos:09}");
+        format!("{}.{}", since.as_secs(), fraction.trim_end_matches('0'))
+    }))
+}
+
+/// `GetSecretValue`'s output shape, as `style` writes it.
+pub fn get_secret_value(secret: &Secret, style: BodyStyle) -> Value {
     let value = secret.value();
-    match value.expose_str().filter(|_| value.is_text()) {
-        Some(text) => out.insert("SecretString".into(), json!(text)),
-        None => out.insert(
-            "SecretBinary".into(),
-            json!(aws_smithy_types::base64::encode(value.expose_bytes())),
+    let (string, binary) = match value.expose_str().filter(|_| value.is_text()) {
+        Some(text) => (Some(json!(text)), None),
+        None => (
+            None,
+            Some(json!(aws_smithy_types::base64::encode(
+                value.expose_bytes()
+            ))),
         ),
     };
-    if !secret.version_stages().is_empty() {
-        out.insert("VersionStages".into(), json!(secret.version_stages()));
-    }
-    if let Some(created) = secret.created().and_then(epoch_seconds) {
-        out.insert("CreatedDate".into(), created);
+    let name = json!(secret.name().unwrap_or(secret.id().name()));
+    let stages = (!secret.version_stages().is_empty()).then(|| json!(secret.version_stages()));
+    let mut out = Map::new();
+    match style {
+        BodyStyle::Extension => {
+            out.insert("ARN".into(), json!(secret.arn()));
+            out.insert(
+                "CreatedDate".into(),
+                secret.created().map_or(Value::Null, iso_millis),
+            );
+            out.insert("Name".into(), name);
+            out.insert("SecretBinary".into(), binary.unwrap_or(Value::Null));
+            out.insert("SecretString".into(), string.unwrap_or(Value::Null));
+            out.insert("VersionId".into(), json!(secret.version_id()));
+            out.insert("VersionStages".into(), stages.unwrap_or(Value::Null));
+            out.insert("ResultMetadata".into(), json!({}));
+        }
+        BodyStyle::Agent => {
+            out.insert("ARN".into(), json!(secret.arn()));
+            out.insert("Name".into(), name);
+            out.insert("VersionId".into(), json!(secret.version_id()));
+            if let Some(string) = string {
+                out.insert("SecretString".into(), string);
+            }
+            if let Some(binary) = binary {
+                out.insert("SecretBinary".into(), binary);
+            }
+            if let Some(stages) = stages {
+                out.insert("VersionStages".into(), stages);
+            }
+            out.insert(
+                "CreatedDate".into(),
+                secret
+                    .created()
+                    .and_then(epoch_seconds_text)
+                    .unwrap_or(Value::Null),
+            );
+        }
     }
     Value::Object(out)
 }
 
-/// `GetParameter`'s output shape, plus `ResultMetadata` as AWS's extension answers.
+/// `GetParameter`'s output shape as AWS's extension answers it: every field present (`null`
+/// when absent), `LastModifiedDate` in ISO-8601, and `ResultMetadata`.
 pub fn get_parameter(name: &str, selector: Option<String>, secret: &Secret) -> Value {
-    let mut parameter = Map::new();
-    if let Some(arn) = secret.arn() {
-        parameter.insert("ARN".into(), json!(arn));
-    }
-    parameter.insert("DataType".into(), json!("text"));
-    if let Some(modified) = secret.created().and_then(epoch_seconds) {
-        parameter.insert("LastModifiedDate".into(), modified);
-    }
-    parameter.insert("Name".into(), json!(secret.name().unwrap_or(name)));
-    if let Some(selector) = selector {
-        parameter.insert("Selector".into(), json!(selector));
-    }
-    if let Some(kind) = secret.value_type() {
-        parameter.insert("Type".into(), json!(kind));
-    }
     let value = secret.value();
     let text = value.expose_str().map_or_else(
         || aws_smithy_types::base64::encode(value.expose_bytes()),
         str::to_owned,
     );
-    parameter.insert("Value".into(), json!(text));
-    if let Some(version) = secret.version_id().and_then(|v| v.parse::<i64>().ok()) {
-        parameter.insert("Version".into(), json!(version));
-    }
+    let parameter = json!({
+        "ARN": secret.arn(),
+        "DataType": "text",
+        "LastModifiedDate": secret.created().map_or(Value::Null, iso_millis),
+        "Name": secret.name().unwrap_or(name),
+        "Selector": selector,
+        "SourceResult": null,
+        "Type": secret.value_type(),
+        "Value": text,
+        "Version": secret.version_id().and_then(|v| v.parse::<i64>().ok()),
+    });
     json!({ "Parameter": parameter, "ResultMetadata": {} })
 }
 
@@ -660,15 +715,24 @@ mod tests {
             .with_created(Some(
                 UNIX_EPOCH + std::time::Duration::from_millis(1_569_534_789_046),
             ));
-        let body = get_secret_value(&secret);
+        let body = get_secret_value(&secret, BodyStyle::Extension);
         assert_eq!(body["Name"], "app/db");
         assert_eq!(body["SecretString"], "v");
+        assert_eq!(body["SecretBinary"], Value::Null, "present, null");
         assert_eq!(body["VersionStages"], json!(["AWSCURRENT"]));
-        assert_eq!(body["CreatedDate"], json!(1_569_534_789.046));
+        assert_eq!(body["CreatedDate"], "2019-09-26T21:53:09.046Z");
+        assert_eq!(body["ResultMetadata"], json!({}));
+        let agent = get_secret_value(&secret, BodyStyle::Agent);
+        assert_eq!(agent["CreatedDate"], "1569534789.046");
+        assert!(agent.get("SecretBinary").is_none() && agent.get("ResultMetadata").is_none());
         let binary = Secret::new(id, "s3+kms", SecretValue::binary(vec![0xff, 0]));
-        let body = get_secret_value(&binary);
+        let body = get_secret_value(&binary, BodyStyle::Agent);
         assert_eq!(body["SecretBinary"], "/wA=");
-        assert!(body.get("SecretString").is_none() && body.get("ARN").is_none());
+        assert!(body.get("SecretString").is_none());
+        assert_eq!(
+            (&body["ARN"], &body["CreatedDate"]),
+            (&Value::Null, &Value::Null)
+        );
     }
 
     #[test]

@@ -108,6 +108,9 @@ pub struct Settings {
     pub connection_lifetime: Duration,
     /// How long past its TTL a value is served when its refresh fails transiently.
     pub stale_for: Duration,
+    /// Running as a Lambda extension (`AWS_LAMBDA_RUNTIME_API` is set): bodies as AWS's
+    /// extension writes them; outside Lambda, as the Secrets Manager Agent does.
+    pub in_lambda: bool,
     /// SnapStart (`AWS_LAMBDA_INITIALIZATION_TYPE=snap-start`): no secret is cached or
     /// prefetched before the snapshot; caching starts with the first `INVOKE` (after restore).
     pub snap_start: bool,
@@ -151,6 +154,7 @@ impl std::fmt::Debug for Settings {
             .field("idle_timeout", &self.idle_timeout)
             .field("connection_lifetime", &self.connection_lifetime)
             .field("stale_for", &self.stale_for)
+            .field("in_lambda", &self.in_lambda)
             .field("snap_start", &self.snap_start)
             .field("token_variable", &self.token_variable)
             .field("token", &"[REDACTED]")
@@ -304,6 +308,7 @@ impl Settings {
             idle_timeout,
             connection_lifetime,
             stale_for,
+            in_lambda,
             snap_start: get(INITIALIZATION_TYPE_ENV).is_some_and(|t| t == "snap-start"),
             token_variable,
             token,

@@ -82,7 +82,9 @@ async fn aws_routes_answer_in_the_services_shapes() {
             .starts_with("arn:aws:secretsmanager:")
     );
     assert_eq!(body["VersionStages"], serde_json::json!(["AWSCURRENT"]));
-    assert!(body["CreatedDate"].is_number(), "{body}");
+    // Outside Lambda the agent's shape: epoch seconds as a string.
+    let created = body["CreatedDate"].as_str().expect("a string");
+    assert!(created.parse::<f64>().is_ok_and(|s| s > 1.6e9), "{body}");
     // The agent's route, the id percent-encoded in the path.
     let v1 = get(address, &format!("/v1/{}", encode(id.as_str()))).await;
     assert_eq!(v1.json()["SecretString"], CREDS);
