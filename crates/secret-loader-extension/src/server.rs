@@ -380,14 +380,38 @@ fn flag(query: &BTreeMap<String, String>, name: &str) -> Result<bool, Failure> {
     }
 }
 
-fn secret_version(query: &BTreeMap<String, String>) -> Result<VersionSelector, Failure> {
-    match (query.get("versionId"), query.get("versionStage")) {
-        (Some(_), Some(_)) => Err(Failure::bad_request(
-            "give versionId or versionStage, not both",
-        )),
-        (Some(id), None) => Ok(VersionSelector::Id(id.clone())),
-        (None, Some(stage)) => Ok(VersionSelector::Stage(stage.clone())),
-        (None, None) => Ok(VersionSelector::Current),
+/// The version a Secrets Manager route asks for, and a stage the answer must carry when
+/// both `versionId` and `versionStage` are given (as `GetSecretValue` takes both: they must
+/// name the same version).
+fn secret_version(
+    query: &BTreeMap<String, String>,
+) -> Result<(VersionSelector, Option<String>), Failure> {
+    Ok(match (query.get("versionId"), query.get("versionStage")) {
+        (Some(id), stage) => (VersionSelector::Id(id.clone()), stage.cloned()),
+        (None, Some(stage)) => (VersionSelector::Stage(stage.clone()), None),
+        (None, None) => (VersionSelector::Current, None),
+    })
+}
+
+/// A read of a Secrets Manager route: the version, then the stage check of [`secret_version`].
+async fn read_secret(
+    stack: &Stack,
+    id: &SecretId,
+    query: &BTreeMap<String, String>,
+) -> Result<Secret, Failure> {
+    let (version, stage) = secret_version(query)?;
+    let refresh = flag(query, "refreshNow")?;
+    let secret = read(stack, id, &version, refresh, "ResourceNotFoundException").await?;
+    match stage {
+        Some(stage) if !secret.version_stages().contains(&stage) => Err(Failure {
+            // What the agent answers (the service's error, its status) on the emulator.
+            status: StatusCode::NOT_FOUND,
+            code: "InvalidRequestException",
+            message: "You provided a VersionStage that is not associated to the provided \
+                      VersionId."
+                .into(),
+        }),
+        _ => Ok(secret),
     }
 }
 
@@ -421,9 +445,7 @@ async fn secretsmanager(
         ))
     })?;
     let id = parse_id(&id)?;
-    let version = secret_version(query)?;
-    let refresh = flag(query, "refreshNow")?;
-    let secret = read(stack, &id, &version, refresh, "ResourceNotFoundException").await?;
+    let secret = read_secret(stack, &id, query).await?;
     Ok(json_response(&get_secret_value(&secret, state.body_style)))
 }
 
@@ -451,9 +473,7 @@ async fn generic(
         ))
     })?;
     let id = parse_id(id)?;
-    let version = secret_version(query)?;
-    let refresh = flag(query, "refreshNow")?;
-    let secret = read(stack, &id, &version, refresh, "ResourceNotFoundException").await?;
+    let secret = read_secret(stack, &id, query).await?;
     Ok(json_response(&get_secret_value(&secret, state.body_style)))
 }
 

@@ -298,13 +298,6 @@ async fn bad_requests_are_refused_before_any_backend_call() {
             "ValidationException",
         ),
         (
-            "both selectors",
-            "/secretsmanager/get?secretId=a&versionId=1&versionStage=x",
-            vec![(TOKEN_HEADER, TOKEN)],
-            400,
-            "ValidationException",
-        ),
-        (
             "bad refreshNow",
             "/secretsmanager/get?secretId=a&refreshNow=maybe",
             vec![(TOKEN_HEADER, TOKEN)],
