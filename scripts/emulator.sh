@@ -34,6 +34,21 @@ sys.exit(version('moto') != '$MOTO_VERSION' or version('aws-encryption-sdk-cli')
         "awslambdaric==$AWSLAMBDARIC_VERSION" "aws-lambda-powertools==$POWERTOOLS_VERSION"
 }
 
+# AWS's Secrets Manager Agent, pinned, from crates.io (the oracle and benchmark peer of
+# `secret-loader serve`): built once per build directory, then reused; exports
+# SECRET_LOADER_AGENT, the binary.
+AGENT_VERSION="2.1.0"
+agent_install() {
+    local target="${CARGO_TARGET_DIR:-$ROOT/target}"
+    local root="$target/tools/aws_secretsmanager_agent-$AGENT_VERSION"
+    if [ ! -x "$root/bin/aws_secretsmanager_agent" ]; then
+        echo "==> cargo install aws_secretsmanager_agent $AGENT_VERSION" >&2
+        cargo install aws_secretsmanager_agent --version "$AGENT_VERSION" --locked --quiet \
+            --root "$root" --target-dir "$target/tools/build"
+    fi
+    export SECRET_LOADER_AGENT="$root/bin/aws_secretsmanager_agent"
+}
+
 emulator_stop() {
     if [ -n "${EMULATOR_PID:-}" ] && kill -0 "$EMULATOR_PID" 2>/dev/null; then
         kill "$EMULATOR_PID" 2>/dev/null || true

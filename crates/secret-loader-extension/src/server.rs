@@ -18,7 +18,7 @@ use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use secret_loader::{ErrorKind, Secret, SecretId, VersionSelector};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
@@ -446,7 +446,10 @@ async fn secretsmanager(
     })?;
     let id = parse_id(&id)?;
     let secret = read_secret(stack, &id, query).await?;
-    Ok(json_response(&get_secret_value(&secret, state.body_style)))
+    Ok(json_bytes_response(get_secret_value_body(
+        &secret,
+        state.body_style,
+    )))
 }
 
 /// `GET /secret-loader/get?id=...&source=NAME`: any stack, in `GetSecretValue`'s shape.
@@ -474,7 +477,10 @@ async fn generic(
     })?;
     let id = parse_id(id)?;
     let secret = read_secret(stack, &id, query).await?;
-    Ok(json_response(&get_secret_value(&secret, state.body_style)))
+    Ok(json_bytes_response(get_secret_value_body(
+        &secret,
+        state.body_style,
+    )))
 }
 
 /// `GET /systemsmanager/parameters/get?name=...`: `GetParameter`'s answer.
@@ -594,78 +600,108 @@ pub enum BodyStyle {
 /// ISO-8601 in UTC with milliseconds (`2022-11-16T08:22:40.499Z`), as AWS's extension writes
 /// dates.
 fn iso_millis(time: SystemTime) -> Value {
+    json!(iso_millis_text(time))
+}
+
+/// [`iso_millis`] as text.
+fn iso_millis_text(time: SystemTime) -> String {
     // Rounded to the nearest millisecond (a time parsed from the service's epoch float can
     // fall a hair below the millisecond it names).
     let rounded = time + std::time::Duration::from_micros(500);
-    json!(humantime::format_rfc3339_millis(rounded).to_string())
+    humantime::format_rfc3339_millis(rounded).to_string()
 }
 
 /// Epoch seconds as a string, the fraction to the nanosecond without trailing zeros
 /// (`1796183243`, `1796183243.5`), as the agent writes `CreatedDate` (serde_with's
 /// `TimestampSecondsWithFrac<String>`).
-fn epoch_seconds_text(time: SystemTime) -> Option<Value> {
+fn epoch_seconds_text(time: SystemTime) -> Option<String> {
     let since = time.duration_since(UNIX_EPOCH).ok()?;
     let nanos = since.subsec_nanos();
-    Some(json!(if nanos == 0 {
+    Some(if nanos == 0 {
         since.as_secs().to_string()
     } else {
         let fraction = format!("{nanos:09}");
         format!("{}.{}", since.as_secs(), fraction.trim_end_matches('0'))
-    }))
+    })
 }
 
-/// `GetSecretValue`'s output shape, as `style` writes it.
-pub fn get_secret_value(secret: &Secret, style: BodyStyle) -> Value {
+/// `GetSecretValue` as AWS's extension writes it (field names and order as its answers).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ExtensionSecretBody<'a> {
+    #[serde(rename = "ARN")]
+    arn: Option<&'a str>,
+    created_date: Option<String>,
+    name: &'a str,
+    secret_binary: Option<String>,
+    secret_string: Option<&'a str>,
+    version_id: Option<&'a str>,
+    version_stages: Option<&'a [String]>,
+    result_metadata: Empty,
+}
+
+/// `{}`.
+#[derive(serde::Serialize)]
+struct Empty {}
+
+/// `GetSecretValue` as the agent writes it (its `GetSecretValueOutputDef`).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct AgentSecretBody<'a> {
+    #[serde(rename = "ARN")]
+    arn: Option<&'a str>,
+    name: &'a str,
+    version_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret_string: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret_binary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version_stages: Option<&'a [String]>,
+    created_date: Option<String>,
+}
+
+/// `GetSecretValue`'s answer, as `style` writes it, serialized straight from the secret (no
+/// intermediate JSON tree: the value is copied once, into the body).
+pub fn get_secret_value_body(secret: &Secret, style: BodyStyle) -> Vec<u8> {
     let value = secret.value();
     let (string, binary) = match value.expose_str().filter(|_| value.is_text()) {
-        Some(text) => (Some(json!(text)), None),
+        Some(text) => (Some(text), None),
         None => (
             None,
-            Some(json!(aws_smithy_types::base64::encode(
-                value.expose_bytes()
-            ))),
+            Some(aws_smithy_types::base64::encode(value.expose_bytes())),
         ),
     };
-    let name = json!(secret.name().unwrap_or(secret.id().name()));
-    let stages = (!secret.version_stages().is_empty()).then(|| json!(secret.version_stages()));
-    let mut out = Map::new();
-    match style {
-        BodyStyle::Extension => {
-            out.insert("ARN".into(), json!(secret.arn()));
-            out.insert(
-                "CreatedDate".into(),
-                secret.created().map_or(Value::Null, iso_millis),
-            );
-            out.insert("Name".into(), name);
-            out.insert("SecretBinary".into(), binary.unwrap_or(Value::Null));
-            out.insert("SecretString".into(), string.unwrap_or(Value::Null));
-            out.insert("VersionId".into(), json!(secret.version_id()));
-            out.insert("VersionStages".into(), stages.unwrap_or(Value::Null));
-            out.insert("ResultMetadata".into(), json!({}));
-        }
-        BodyStyle::Agent => {
-            out.insert("ARN".into(), json!(secret.arn()));
-            out.insert("Name".into(), name);
-            out.insert("VersionId".into(), json!(secret.version_id()));
-            if let Some(string) = string {
-                out.insert("SecretString".into(), string);
-            }
-            if let Some(binary) = binary {
-                out.insert("SecretBinary".into(), binary);
-            }
-            if let Some(stages) = stages {
-                out.insert("VersionStages".into(), stages);
-            }
-            out.insert(
-                "CreatedDate".into(),
-                secret
-                    .created()
-                    .and_then(epoch_seconds_text)
-                    .unwrap_or(Value::Null),
-            );
-        }
-    }
-    Value::Object(out)
+    let name = secret.name().unwrap_or(secret.id().name());
+    let stages = (!secret.version_stages().is_empty()).then(|| secret.version_stages());
+    let written = match style {
+        BodyStyle::Extension => serde_json::to_vec(&ExtensionSecretBody {
+            arn: secret.arn(),
+            created_date: secret.created().map(iso_millis_text),
+            name,
+            secret_binary: binary,
+            secret_string: string,
+            version_id: secret.version_id(),
+            version_stages: stages,
+            result_metadata: Empty {},
+        }),
+        BodyStyle::Agent => serde_json::to_vec(&AgentSecretBody {
+            arn: secret.arn(),
+            name,
+            version_id: secret.version_id(),
+            secret_string: string,
+            secret_binary: binary,
+            version_stages: stages,
+            created_date: secret.created().and_then(epoch_seconds_text),
+        }),
+    };
+    // Strings and slices of strings always serialize.
+    written.unwrap_or_default()
+}
+
+/// [`get_secret_value_body`] as a JSON value (for tests and the generic uses).
+pub fn get_secret_value(secret: &Secret, style: BodyStyle) -> Value {
+    serde_json::from_slice(&get_secret_value_body(secret, style)).unwrap_or(Value::Null)
 }
 
 /// `GetParameter`'s output shape as AWS's extension answers it: every field present (`null`
@@ -691,7 +727,11 @@ pub fn get_parameter(name: &str, selector: Option<String>, secret: &Secret) -> V
 }
 
 fn json_response(value: &Value) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+    json_bytes_response(value.to_string().into_bytes())
+}
+
+fn json_bytes_response(body: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
     response.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/x-amz-json-1.1"),
