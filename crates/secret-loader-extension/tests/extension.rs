@@ -559,11 +559,19 @@ async fn a_shutdown_answers_the_requests_in_flight() {
     let address = running.address();
     let in_flight =
         tokio::spawn(async move { get(address, "/secretsmanager/get?secretId=in-flight").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Stop once the backend has the request in hand (it answers 400 ms later).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.requests() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the backend"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let started = Instant::now();
     assert!(running.stop_within(Duration::from_secs(3)).await, "drained");
     assert!(
-        started.elapsed() >= Duration::from_millis(200),
+        started.elapsed() >= Duration::from_millis(100),
         "returned after {:?}, before the request was answered",
         started.elapsed()
     );
