@@ -127,6 +127,17 @@ impl TmpCache {
             ));
         }
         Self::check_dir(&options.dir)?;
+        Ok(Self::in_checked_dir(inner, options, at_rest))
+    }
+
+    /// [`TmpCache::new`] in a directory [`TmpCache::check_dir`] has just accepted, with an
+    /// at-rest mode that agrees with `options` (a stack built from configuration checks the
+    /// directory before it asks KMS for the sealing key, and not twice).
+    pub(crate) fn in_checked_dir(
+        inner: Arc<dyn SecretSource>,
+        options: &TmpOptions,
+        at_rest: TmpAtRest,
+    ) -> Self {
         let cache = Self {
             inner,
             dir: options.dir.clone(),
@@ -136,7 +147,7 @@ impl TmpCache {
             counters: Counters::default(),
         };
         cache.sweep_in_background();
-        Ok(cache)
+        cache
     }
 
     /// Creates `dir` (0700, parents too) if needed and checks that only this user can change
@@ -274,13 +285,9 @@ impl TmpCache {
             Ok(Err(reason)) => return self.reject(id, reason),
             Err(_) => return self.reject(id, "the read task failed"),
         };
-        if bytes.len() < HEADER_LEN || &bytes[..MAGIC.len()] != MAGIC {
+        let Some((mode, written_ms, expires_ms)) = parse_header(&bytes) else {
             return self.reject(id, "not an entry of this format");
-        }
-        let mode = bytes[MAGIC.len()];
-        let written_ms =
-            u64::from_be_bytes(bytes[MAGIC.len() + 1..MAGIC.len() + 9].try_into().ok()?);
-        let expires_ms = u64::from_be_bytes(bytes[MAGIC.len() + 9..HEADER_LEN].try_into().ok()?);
+        };
         // The earlier of the expiry written with the entry and the TTL configured now; an
         // entry written "after" now (the wall clock went back) has no known age: expired.
         let now = self.clock.wall_ms();
@@ -573,11 +580,21 @@ fn expired_on_disk(path: &Path, now_ms: u64) -> bool {
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .and_then(|mut file| file.read_exact(&mut header));
-    if read.is_err() || &header[..MAGIC.len()] != MAGIC {
-        return false;
-    }
-    let expires = u64::from_be_bytes(header[MAGIC.len() + 9..].try_into().unwrap_or([0xff; 8]));
-    now_ms >= expires
+    read.is_ok() && parse_header(&header).is_some_and(|(_, _, expires)| now_ms >= expires)
+}
+
+/// The header of an entry of this format: at-rest mode, written and expiry times (ms since
+/// the Unix epoch); `None` for anything else.
+fn parse_header(bytes: &[u8]) -> Option<(u8, u64, u64)> {
+    let header = bytes.get(..HEADER_LEN)?.strip_prefix(MAGIC.as_slice())?;
+    let (&mode, times) = header.split_first()?;
+    let (written, expires) = times.split_first_chunk::<8>()?;
+    let expires: [u8; 8] = expires.try_into().ok()?;
+    Some((
+        mode,
+        u64::from_be_bytes(*written),
+        u64::from_be_bytes(expires),
+    ))
 }
 
 /// The file's bytes if it exists and is ours: a regular file (no symlink), owned by this user,

@@ -237,7 +237,8 @@ impl Config {
             .await?;
             TmpAtRest::Encrypted(Arc::new(envelope))
         };
-        Ok(Arc::new(TmpCache::new(source, options, at_rest)?))
+        // The directory was checked above, before KMS was asked for the key.
+        Ok(Arc::new(TmpCache::in_checked_dir(source, options, at_rest)))
     }
 
     #[cfg(not(feature = "kms"))]
