@@ -19,10 +19,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use secret_loader::SecretsManagerSource;
+use secret_loader::aws::ssm::SsmSource;
 use secret_loader::cache::{CurrentVersion, MemoryCache, MemoryOptions};
 use secret_loader::config::{Scheme, SourceConfig};
 use secret_loader::{Config, Error, Result, Secret, SecretId, SecretSource, VersionSelector};
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 
 use crate::settings::{DEFAULT_TIMEOUT, Settings, StackSource};
 
@@ -40,8 +41,10 @@ pub struct Stack {
     caching: Arc<AtomicBool>,
     memory: Option<Arc<MemoryCache>>,
     ssm_prefix: Option<String>,
-    /// For an `ssm://` stack, reads without decryption (`withDecryption=false`), uncached.
-    ssm_raw: Option<secret_loader::aws::ssm::SsmSource>,
+    /// For an `ssm://` stack, its configuration and, once a `withDecryption=false` request has
+    /// needed it, the reader that answers those without decryption (built then, not at start:
+    /// such requests are rare and a start-up pays for every client it builds).
+    ssm_raw: Option<(secret_loader::config::SsmConfig, OnceCell<SsmSource>)>,
     timeout: Duration,
 }
 
@@ -88,8 +91,17 @@ impl Stack {
         id: &SecretId,
         version: &VersionSelector,
     ) -> Option<Result<Secret>> {
-        let raw = self.ssm_raw.as_ref()?;
-        Some(raw.get_without_decryption(id, version).await)
+        let (config, raw) = self.ssm_raw.as_ref()?;
+        let built = raw
+            .get_or_try_init(|| async {
+                let sdk = secret_loader::aws::load_sdk_config(&config.aws).await?;
+                SsmSource::from_config(&sdk, config).await
+            })
+            .await;
+        Some(match built {
+            Ok(raw) => raw.get_without_decryption(id, version).await,
+            Err(err) => Err(err),
+        })
     }
 
     /// The id a Parameter Store name means here: for an `ssm://` stack its own mapping, for
@@ -326,11 +338,10 @@ async fn build_stack(
         }
     };
     let (ssm_prefix, ssm_raw) = match &config.source {
-        SourceConfig::Ssm(ssm) => {
-            let sdk = secret_loader::aws::load_sdk_config(&ssm.aws).await?;
-            let raw = secret_loader::aws::ssm::SsmSource::from_config(&sdk, ssm).await?;
-            (Some(ssm.prefix.clone()), Some(raw))
-        }
+        SourceConfig::Ssm(ssm) => (
+            Some(ssm.prefix.clone()),
+            Some((ssm.clone(), OnceCell::new())),
+        ),
         _ => (None, None),
     };
     // Every local process may ask the extension for an id: an env:// stack without a prefix
