@@ -347,9 +347,6 @@ impl MemoryCache {
                 let ids: Vec<SecretId> = batch.iter().map(|(id, ..)| id.clone()).collect();
                 let results = shared.inner.get_many(&ids).await;
                 for ((_, key, sender, mine), result) in batch.into_iter().zip(results) {
-                    if result.is_ok() {
-                        bump(&shared.counters.refreshes);
-                    }
                     shared.land(&key, &mine, sender, result, Landing::Insert);
                 }
             });
