@@ -699,11 +699,6 @@ pub fn get_secret_value_body(secret: &Secret, style: BodyStyle) -> Vec<u8> {
     written.unwrap_or_default()
 }
 
-/// [`get_secret_value_body`] as a JSON value (for tests and the generic uses).
-pub fn get_secret_value(secret: &Secret, style: BodyStyle) -> Value {
-    serde_json::from_slice(&get_secret_value_body(secret, style)).unwrap_or(Value::Null)
-}
-
 /// `GetParameter`'s output shape as AWS's extension answers it: every field present (`null`
 /// when absent), `LastModifiedDate` in ISO-8601, and `ResultMetadata`.
 pub fn get_parameter(name: &str, selector: Option<String>, secret: &Secret) -> Value {
@@ -762,6 +757,10 @@ mod tests {
     use secret_loader::SecretValue;
 
     use super::*;
+
+    fn get_secret_value(secret: &Secret, style: BodyStyle) -> Value {
+        serde_json::from_slice(&get_secret_value_body(secret, style)).unwrap()
+    }
 
     #[test]
     fn get_secret_value_has_aws_s_fields() {
