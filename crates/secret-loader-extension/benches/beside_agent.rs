@@ -22,6 +22,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use secret_loader::testing::percentile;
 
 const TOKEN: &str = "bench-token";
 const SEQUENTIAL: usize = 5_000;
@@ -44,14 +45,6 @@ impl Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn agent_binary() -> Option<PathBuf> {
     std::env::var_os("SECRET_LOADER_AGENT").map(PathBuf::from)
 }
@@ -62,7 +55,7 @@ fn ours_binary() -> PathBuf {
 
 /// Starts `server` on a free port; the child and its address, and the scratch directory.
 fn spawn(server: Server, dir: &Path) -> (Child, SocketAddr) {
-    let port = free_port();
+    let port = secret_loader::testing::free_port();
     let child = match server {
         Server::Ours => Command::new(ours_binary())
             .env("AWS_TOKEN", TOKEN)
@@ -121,10 +114,6 @@ async fn request(sender: &mut SendRequest<Full<Bytes>>, path: &str) -> u16 {
     let status = response.status().as_u16();
     let _ = response.into_body().collect().await.unwrap();
     status
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 fn rss_kib(pid: u32) -> u64 {

@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use secret_loader::testing::percentile;
 use secret_loader::{Config, SecretId, VersionSelector};
 use secret_loader_extension::{Settings, TOKEN_HEADER};
 
@@ -48,9 +49,7 @@ async fn hit(sender: &mut SendRequest<Full<Bytes>>) -> String {
 
 fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort();
-    let at =
-        |p: f64| samples[((p * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1];
-    (at(0.50), at(0.99))
+    (percentile(&samples, 0.50), percentile(&samples, 0.99))
 }
 
 fn extension_hit(c: &mut Criterion) {

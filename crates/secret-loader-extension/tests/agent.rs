@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,11 +35,7 @@ async fn ten_thousand_requests_over_sixteen_connections_drop_nothing_and_memory_
         let body = common::get_secret_value_body("app/load", r#"{"k":"v"}"#);
         write_response(stream, 200, &[], body.as_bytes());
     });
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = secret_loader::testing::free_port();
     let url = format!(
         "secretsmanager://?region=us-east-1&endpoint_url={}",
         fake.endpoint()

@@ -36,18 +36,10 @@ impl Drop for Agent {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The agent on a free port, against the emulator the environment names, with our token.
 async fn start_agent() -> (Agent, SocketAddr) {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = library::free_port();
     let config = dir.path().join("agent.toml");
     std::fs::write(
         &config,

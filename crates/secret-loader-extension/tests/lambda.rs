@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -29,17 +29,9 @@ fn python_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_function_reads_through_the_extension_during_init_and_each_invoke() {
-    let port = free_port().to_string();
+    let port = library::free_port().to_string();
     // Twice on one port: a new execution environment after the last one shut down, as
     // Lambda's fixed port 2773 is in every environment.
     for _ in 0..2 {
@@ -187,7 +179,7 @@ async fn the_extension_registers_under_its_own_file_name() {
         .env("AWS_SESSION_TOKEN", common::TOKEN)
         .env(
             "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT",
-            free_port().to_string(),
+            library::free_port().to_string(),
         )
         .env("SECRET_ID", "unused");
     let mut runtime = tokio::task::spawn_blocking(move || environment.start())

@@ -256,11 +256,7 @@ pub fn run_encryption_cli_with(
 /// An SDK configuration pointing at a loopback port where nothing listens (bound, then
 /// released), with a 5 s deadline per call: the "emulator down" case.
 pub async fn down_sdk_config() -> SdkConfig {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = super::free_port();
     let options = AwsOptions {
         endpoint_url: Some(format!("http://127.0.0.1:{closed}")),
         region: Some("us-east-1".into()),
@@ -283,11 +279,7 @@ impl SecondEmulator {
     pub fn start() -> Self {
         let server = std::env::var_os("MOTO_SERVER")
             .expect("MOTO_SERVER is not set: run the tests with scripts/test");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let child = std::process::Command::new(server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())

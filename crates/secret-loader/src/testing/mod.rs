@@ -47,6 +47,22 @@ pub fn unique_id(prefix: &str) -> SecretId {
     SecretId::new(format!("test/{}", unique(prefix))).unwrap()
 }
 
+/// A loopback port nothing listens on now (bound, then released), for a server a test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("bind a loopback port")
+        .port()
+}
+
+/// The `p` quantile (0 to 1) of `sorted` by nearest rank.
+///
+/// # Panics
+/// When `sorted` is empty.
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    sorted[((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
 /// The multi-threaded runtime benchmarks run on (two workers, as the machine has two cores).
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
