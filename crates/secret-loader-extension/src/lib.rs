@@ -196,7 +196,10 @@ pub async fn run(settings: Settings, lambda_api: Option<String>) -> Result<(), S
                     }) => {
                         tracing::info!(%reason, "shutdown");
                         prefetch.abort();
-                        // Requests in flight are answered, within the event's deadline.
+                        // Requests in flight are answered, within the event's deadline and
+                        // never past the 2,000 ms Lambda gives the whole Shutdown phase with
+                        // external extensions (every region; "Shutdown phase",
+                        // https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html).
                         let now_ms = std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)
                             .map_or(0, |d| d.as_millis() as u64);
