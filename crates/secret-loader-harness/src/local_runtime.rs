@@ -11,10 +11,14 @@
 //! With extensions the lifecycle is Lambda's: the extensions start first and each registers
 //! (`Lambda-Extension-Name` must be its file name); then the runtime starts; every invocation
 //! is an `INVOKE` event to each extension and the payload to the runtime; stopping sends
-//! `SHUTDOWN` and gives the extensions 2 s to exit before killing them.
+//! `SHUTDOWN` and gives the extensions 2 s to exit before killing them. Each process runs in
+//! a process group of its own, and the group is killed when the environment stops, as Lambda
+//! ends the whole sandbox: a daemon an extension started (AWS's sample extension starts the
+//! Secrets Manager Agent in the background) does not outlive its environment.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -206,7 +210,8 @@ impl LocalRuntime {
                 )
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
+                .stderr(Stdio::piped())
+                .process_group(0);
             command
         };
         let spawned = Instant::now();
@@ -393,8 +398,7 @@ impl LocalRuntime {
     fn shutdown(&mut self) -> String {
         self.stopped = true;
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            end(&mut child);
         }
         // SHUTDOWN to each extension, then its budget to exit.
         let registered: Vec<String> = {
@@ -426,10 +430,8 @@ impl LocalRuntime {
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
-            if exited.is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            // Whatever it left running goes too (the sandbox ends), exited or not.
+            end(&mut child);
             self.exits.push(ExtensionExit {
                 registered: registered.contains(&name),
                 name,
@@ -471,8 +473,7 @@ fn abandon(
     serve: JoinHandle<()>,
 ) {
     for (_, mut extension) in extensions {
-        let _ = extension.kill();
-        let _ = extension.wait();
+        end(&mut extension);
     }
     for reader in readers {
         let _ = reader.join();
@@ -480,6 +481,15 @@ fn abandon(
     shared.0.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
     stop.store(true, Ordering::Relaxed);
     let _ = serve.join();
+}
+
+/// Kills `child` and its process group (every process it started that did not leave it), and
+/// reaps it.
+fn end(child: &mut Child) {
+    let group = rustix::process::Pid::from_child(child);
+    let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn epoch_millis() -> u128 {
@@ -711,6 +721,60 @@ mod tests {
             started.elapsed() < REGISTER_WAIT / 2,
             "{:?}",
             started.elapsed()
+        );
+    }
+
+    /// AWS's sample extension starts the Secrets Manager Agent in the background and, on
+    /// `SHUTDOWN`, exits without stopping it. Lambda ends the whole sandbox; here the daemon
+    /// (which holds the extension's output open) must die with the environment, or `stop`
+    /// waits for it and it lives on.
+    #[test]
+    fn what_an_extension_leaves_running_dies_with_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let extension = dir.path().join("leaves-a-daemon");
+        std::fs::write(
+            &extension,
+            r#"#!/bin/sh
+set -eu
+sleep 300 &
+echo $! > "$DIR/daemon.pid"
+api="http://$AWS_LAMBDA_RUNTIME_API/2020-01-01/extension"
+curl -sS -D "$DIR/headers" -XPOST "$api/register" -H "Lambda-Extension-Name: leaves-a-daemon" \
+    -d '{"events": ["SHUTDOWN"]}' >/dev/null
+id=$(grep -i Lambda-Extension-Identifier "$DIR/headers" | tr -d '[:space:]' | cut -d: -f2)
+curl -sS "$api/event/next" -H "Lambda-Extension-Identifier: $id" >/dev/null
+exit 0
+"#,
+        )
+        .unwrap();
+        std::fs::set_permissions(&extension, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let runtime = Environment::new("/bin/sleep")
+            .args(["300"])
+            .env("DIR", dir.path().to_str().unwrap())
+            .extension(&extension)
+            .start()
+            .unwrap();
+        assert_eq!(runtime.registered_extensions(), ["leaves-a-daemon"]);
+        let pid: i32 = std::fs::read_to_string(dir.path().join("daemon.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let (done, stopped) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(runtime.stop());
+        });
+        stopped
+            .recv_timeout(Duration::from_secs(30))
+            .expect("stop waited for the extension's daemon");
+        // Gone, or a zombie its new parent has not reaped yet: not running.
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let running = state
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'));
+        assert!(
+            !running,
+            "the daemon {pid} outlived its environment: {state}"
         );
     }
 }
