@@ -48,7 +48,7 @@ enum BenchCommand {
     /// Run the whole comparison on this machine: seed a secret into every backend (on the
     /// AWS emulator when AWS_ENDPOINT_URL points to loopback), run the real `bootstrap`
     /// under a local Lambda API, force cold starts, write the report.
-    Local(LocalArgs),
+    Local(Box<LocalArgs>),
     /// Run the comparison against a deployed function (see deploy/README.md).
     Lambda(LambdaArgs),
     /// Render the report of a recorded run (raw.json) again.
@@ -137,6 +137,15 @@ struct LocalArgs {
     /// `secret-loader-extension` next to this program.
     #[arg(long, value_name = "FILE")]
     extension: Option<PathBuf>,
+    /// AWS's Secrets Manager Agent (`aws_secretsmanager_agent`), which the `python-agent` peer
+    /// reads through; without it (and `--agent-extension`) that peer is left out.
+    #[arg(long, value_name = "FILE", env = "SECRET_LOADER_AGENT")]
+    agent: Option<PathBuf>,
+    /// AWS's sample script that runs the agent as a Lambda extension
+    /// (`examples/example-lambda-extension/secrets-manager-agent-extension.sh` of the agent's
+    /// crate), run as it is but for the agent's path and port.
+    #[arg(long, value_name = "FILE", env = "SECRET_LOADER_AGENT_EXTENSION")]
+    agent_extension: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -169,7 +178,7 @@ struct ReportArgs {
 
 pub(crate) async fn bench(args: BenchArgs, kms_key: Option<String>) -> Result<(), BenchError> {
     match args.command {
-        BenchCommand::Local(args) => local(args, kms_key).await,
+        BenchCommand::Local(args) => local(*args, kms_key).await,
         BenchCommand::Lambda(args) => lambda(args).await,
         BenchCommand::Report(args) => {
             let text = std::fs::read_to_string(&args.raw).map_err(|e| {
@@ -716,15 +725,31 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
                     .map_err(|e| BenchError::config(format!("cannot find this program: {e}")))?
                     .with_file_name(secret_loader_extension::NAME),
             },
+            agent: match (&args.agent, &args.agent_extension) {
+                (Some(agent), Some(script)) => Some((absolute(agent)?, absolute(script)?)),
+                _ => None,
+            },
             id: &id,
             backends: &backends,
         };
         for peer in PEERS {
+            if peer.beside == Beside::AwsAgent && peers.agent.is_none() {
+                eprintln!(
+                    "secret-loader: peer {} left out: give --agent and --agent-extension \
+                     (scripts/bench and scripts/test install AWS's agent)",
+                    peer.function
+                );
+                continue;
+            }
             eprintln!("secret-loader: peer {}", peer.function);
+            // The agent's layer, as AWS's sample builds it, while the peer runs.
+            let layer = tempfile::tempdir()
+                .map_err(|e| BenchError::config(format!("no temporary directory: {e}")))?;
+            let environment = peers.environment(peer)?;
             let service = LocalLambda::start_runtime(
-                peers.runtime(peer),
+                peers.runtime(peer, layer.path(), &environment)?,
                 peer.function,
-                peers.environment(peer)?,
+                environment,
             )
             .map_err(BenchError::config)?;
             let client = aws_sdk_lambda::Client::from_conf(
@@ -747,31 +772,54 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
 struct Peer {
     function: &'static str,
     module: &'static str,
-    /// Runs beside the extension.
-    extension: bool,
+    /// The extension in its environment, if any.
+    beside: Beside,
 }
+
+/// An extension a peer reads through, as a layer adds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Beside {
+    Nothing,
+    /// This project's extension.
+    OurExtension,
+    /// AWS's Secrets Manager Agent, run by AWS's sample extension script.
+    AwsAgent,
+}
+
+/// What AWS's sample extension script says, which the harness replaces: the agent's path in
+/// the layer (`/opt/bin`, where the sample's instructions put it) and its port.
+const SAMPLE_AGENT_START: &str = "/opt/bin/secrets-manager-agent &";
+const SAMPLE_AGENT_PING: &str = "http://localhost:2773/ping";
+/// The name AWS's instructions give the script in the layer's `extensions/` (its file name is
+/// its extension name).
+const SAMPLE_EXTENSION_NAME: &str = "secrets-manager-agent-extension.sh";
 
 /// The peers, in the order the report lists them.
 const PEERS: &[Peer] = &[
     Peer {
         function: "python-boto3-per-read",
         module: "boto3_per_read",
-        extension: false,
+        beside: Beside::Nothing,
     },
     Peer {
         function: "python-boto3-module",
         module: "boto3_module",
-        extension: false,
+        beside: Beside::Nothing,
     },
     Peer {
         function: "python-powertools",
         module: "powertools",
-        extension: false,
+        beside: Beside::Nothing,
     },
     Peer {
         function: "python-extension",
         module: "extension",
-        extension: true,
+        beside: Beside::OurExtension,
+    },
+    Peer {
+        function: "python-agent",
+        module: "agent",
+        beside: Beside::AwsAgent,
     },
 ];
 
@@ -780,22 +828,38 @@ struct PeerSetup<'a> {
     dir: &'a Path,
     python: &'a Path,
     extension: PathBuf,
+    /// AWS's agent and its sample extension script.
+    agent: Option<(PathBuf, PathBuf)>,
     id: &'a SecretId,
     backends: &'a [Backend],
 }
 
 impl PeerSetup<'_> {
     /// `python -m awslambdaric MODULE.handler` in the peers' directory, with the extension
-    /// as a layer would add it.
-    fn runtime(&self, peer: &Peer) -> secret_loader_harness::Environment {
+    /// as a layer would add it (AWS's agent's layer is made in `layer`).
+    fn runtime(
+        &self,
+        peer: &Peer,
+        layer: &Path,
+        environment: &BTreeMap<String, String>,
+    ) -> Result<secret_loader_harness::Environment, BenchError> {
         let runtime = secret_loader_harness::Environment::new(self.python)
             .args(["-m", "awslambdaric", &format!("{}.handler", peer.module)])
             .dir(self.dir);
-        if peer.extension {
-            runtime.extension(&self.extension)
-        } else {
-            runtime
-        }
+        Ok(match peer.beside {
+            Beside::Nothing => runtime,
+            Beside::OurExtension => runtime.extension(&self.extension),
+            Beside::AwsAgent => {
+                let (agent, script) = self.agent.as_ref().ok_or_else(|| {
+                    BenchError::config("the python-agent peer needs --agent and --agent-extension")
+                })?;
+                let port = environment
+                    .get(PORT_ENV)
+                    .and_then(|p| p.parse().ok())
+                    .ok_or_else(|| BenchError::config("the agent's peer has no port"))?;
+                runtime.extension(agent_layer(agent, script, port, layer)?)
+            }
+        })
     }
 
     /// The peer's configuration: the secret, the parameter's name, and for the extension its
@@ -812,11 +876,17 @@ impl PeerSetup<'_> {
             // Lambda always sets it; the extension's header must equal it.
             ("AWS_SESSION_TOKEN".to_owned(), random_hex(16)),
         ]);
-        if peer.extension {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map_err(|e| BenchError::config(format!("no free port: {e}")))?
-                .port();
+        if peer.beside == Beside::Nothing {
+            return Ok(environment);
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| BenchError::config(format!("no free port: {e}")))?
+            .port();
+        // The peer's code finds either extension on this port (AWS's agent, configured by
+        // the file its layer carries, ignores the variable).
+        environment.insert(PORT_ENV.to_owned(), port.to_string());
+        if peer.beside == Beside::OurExtension {
             let mut stacks = BTreeMap::from([
                 ("secretsmanager".to_owned(), "secretsmanager://".to_owned()),
                 ("ssm".to_owned(), "ssm://".to_owned()),
@@ -838,10 +908,6 @@ impl PeerSetup<'_> {
                     serde_json::to_string(&stacks).unwrap_or_default(),
                 ),
                 (
-                    "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT".to_owned(),
-                    port.to_string(),
-                ),
-                (
                     "SECRET_LOADER_BENCH_EXTENSION_SOURCES".to_owned(),
                     generic.join(","),
                 ),
@@ -849,6 +915,59 @@ impl PeerSetup<'_> {
         }
         Ok(environment)
     }
+}
+
+/// The variable that gives a peer its extension's port (AWS's extension reads it too).
+const PORT_ENV: &str = "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT";
+
+/// AWS's agent's layer in `layer`, as the agent's README builds it (`extensions/` holding the
+/// sample script): the script as AWS wrote it, but for the agent's path (there is no `/opt`
+/// here) and its port (a free one, from the configuration file the agent is started with,
+/// not the shared 2773). Returns the script's path. Refuses a script that does not say what
+/// this expects, rather than run something else.
+fn agent_layer(
+    agent: &Path,
+    script: &Path,
+    port: u16,
+    layer: &Path,
+) -> Result<PathBuf, BenchError> {
+    let text = std::fs::read_to_string(script)
+        .map_err(|e| BenchError::config(format!("cannot read {}: {e}", script.display())))?;
+    for expected in [SAMPLE_AGENT_START, SAMPLE_AGENT_PING] {
+        if text.matches(expected).count() != 1 {
+            return Err(BenchError::config(format!(
+                "{} is not the sample extension this harness knows: `{expected}` is not in it once",
+                script.display()
+            )));
+        }
+    }
+    let config = layer.join("agent.toml");
+    std::fs::write(&config, format!("http_port = {port}\n"))
+        .map_err(|e| BenchError::config(format!("cannot write {}: {e}", config.display())))?;
+    let quote = |path: &Path| {
+        let text = path.display().to_string();
+        if text.contains('\'') {
+            Err(BenchError::config(format!("{text}: a quote in the path")))
+        } else {
+            Ok(format!("'{text}'"))
+        }
+    };
+    let text = text
+        .replace(
+            SAMPLE_AGENT_START,
+            &format!("{} --config {} &", quote(agent)?, quote(&config)?),
+        )
+        .replace(SAMPLE_AGENT_PING, &format!("http://localhost:{port}/ping"));
+    let extensions = layer.join("extensions");
+    let path = extensions.join(SAMPLE_EXTENSION_NAME);
+    let written = std::fs::create_dir_all(&extensions)
+        .and_then(|()| std::fs::write(&path, text))
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        });
+    written.map_err(|e| BenchError::config(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
 }
 
 /// Whether `url` is on this machine.

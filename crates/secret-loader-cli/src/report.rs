@@ -437,8 +437,8 @@ fn peers_section(run: &Run, rust: &BTreeMap<String, StackSummary>) -> String {
          thing. **Process init** is the `Init Duration` of the `REPORT` line: the interpreter, \
          its imports and module-level code, or the Rust \
          process with all its stacks. Latencies in ms, p50 (p50 / p99 for warm reads). **Calls** \
-         are the function's own (the `python-extension` rows' calls are made by the extension, \
-         one per id per TTL, not by the function).\n"
+         are the function's own (the `python-extension` and `python-agent` rows' calls are made \
+         by the extension or AWS's agent, one per id per TTL, not by the function).\n"
     );
     let _ = writeln!(
         out,

@@ -293,6 +293,12 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
                 .expect("SECRET_LOADER_PYTHON: run the tests with scripts/test"),
             "--extension",
             extension().to_str().unwrap(),
+            "--agent",
+            &std::env::var("SECRET_LOADER_AGENT")
+                .expect("SECRET_LOADER_AGENT: run the tests with scripts/test"),
+            "--agent-extension",
+            &std::env::var("SECRET_LOADER_AGENT_EXTENSION")
+                .expect("SECRET_LOADER_AGENT_EXTENSION: run the tests with scripts/test"),
         ],
         &[],
     );
@@ -370,7 +376,8 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
             "python-boto3-per-read",
             "python-boto3-module",
             "python-powertools",
-            "python-extension"
+            "python-extension",
+            "python-agent"
         ]
     );
     for peer in peers {
@@ -401,6 +408,7 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
         "python-extension-secretsmanager",
         "python-extension-ssm",
         "python-extension-s3+kms",
+        "python-agent-secretsmanager",
     ] {
         let row = section
             .lines()
