@@ -493,13 +493,7 @@ async fn parameter(
         .get("name")
         .filter(|name| !name.is_empty())
         .ok_or_else(|| Failure::bad_request("missing parameter name"))?;
-    // `name:3` and `name:label` select in the name itself, as `GetParameter` takes them.
-    let (name, in_name) = match given.rsplit_once(':') {
-        Some((name, selector)) if !name.is_empty() && !selector.is_empty() => {
-            (name, Some(selector))
-        }
-        _ => (given.as_str(), None),
-    };
+    let (name, in_name) = split_selector(given);
     let selector = match (query.get("version"), query.get("label"), in_name) {
         (None, None, selector) => selector,
         (Some(number), None, None) => Some(number.as_str()),
@@ -565,6 +559,24 @@ async fn parameter(
     }
     let secret = read(stack, &id, &version, false, "ParameterNotFound").await?;
     Ok(json_response(&get_parameter(name, selector, &secret)))
+}
+
+/// `name:3` and `name:label` select in the name itself, as `GetParameter` takes them; in an
+/// ARN (`arn:aws:ssm:REGION:ACCOUNT:parameter/NAME:3`) only after `parameter/`.
+fn split_selector(given: &str) -> (&str, Option<&str>) {
+    let start = if given.starts_with("arn:") {
+        given
+            .find(":parameter/")
+            .map_or(given.len(), |i| i + ":parameter/".len())
+    } else {
+        0
+    };
+    match given[start..].rsplit_once(':') {
+        Some((name, selector)) if !name.is_empty() && !selector.is_empty() => {
+            (&given[..start + name.len()], Some(selector))
+        }
+        _ => (given, None),
+    }
 }
 
 /// Parameter Store names that read a Secrets Manager secret

@@ -445,7 +445,7 @@ async fn max_connections_bounds_backend_calls_and_a_zero_ttl_caches_nothing() {
 }
 
 /// Every name the services take is served: Parameter Store's single-level `/name` (the most
-/// common form), hierarchies, `name:N` and `name:label` in the name, AWS's public
+/// common form), hierarchies, names as ARNs, `name:N` and `name:label` in the name, AWS's public
 /// `/aws/service/...` parameters and `/aws/reference/secretsmanager/ID` (answered from the
 /// Secrets Manager stack in `GetParameter`'s shape); Secrets Manager names with a leading `/`,
 /// `//` and a trailing `/`. Each of these was a 400 before.
@@ -501,20 +501,50 @@ async fn every_name_the_services_take_is_served() {
             encode(name)
         )
     };
+    // A parameter's ARN (the emulator's account and region), with a selector after the name.
+    let arn = |name: &str| format!("arn:aws:ssm:us-east-1:123456789012:parameter{name}");
     for (name, value, selector) in [
         (single.clone(), "one-level-v2", None),
         (nested.clone(), "nested", None),
         (format!("{single}:1"), "one-level", Some(":1")),
         (format!("{single}:first"), "one-level", Some(":first")),
+        (arn(&nested), "nested", None),
+        (
+            format!("{}:first", arn(&single)),
+            "one-level",
+            Some(":first"),
+        ),
     ] {
         let answer = get(address, &parameter(&name)).await;
         assert_eq!(answer.status, 200, "{name}: {}", answer.body);
         let body = answer.json();
         assert_eq!(body["Parameter"]["Value"], value, "{name}");
+        // The parameter's name, however it was asked for (as GetParameter answers).
+        let want = if name.contains(nested.as_str()) {
+            &nested
+        } else {
+            &single
+        };
+        assert_eq!(body["Parameter"]["Name"], want.as_str(), "{name}");
         if let Some(selector) = selector {
             assert_eq!(body["Parameter"]["Selector"], selector, "{name}");
         }
     }
+    // A secret's ARN is not a parameter; a parameter's ARN is not a secret.
+    let secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:x-AbCdEf";
+    let refused = get(address, &parameter(secret_arn)).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let refused = get(
+        address,
+        &format!("/secretsmanager/get?secretId={}", encode(&arn(&nested))),
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains("Parameter Store ARN"),
+        "{}",
+        refused.body
+    );
     let public = get(
         address,
         &parameter("/aws/service/global-infrastructure/regions/us-east-1"),

@@ -17,9 +17,11 @@ pub const MAX_ARN_LEN: usize = 2048;
 /// * a **name** is 1 to 512 characters from `A-Z a-z 0-9 / _ + = . @ -` (Secrets Manager's
 ///   set): so no spaces, no control characters, no backslashes. A leading `/`, `//` or a
 ///   trailing `/` are Secrets Manager names like any other (`/prod/db` is common).
-/// * an **ARN** is `arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME`, at most 2048
-///   characters, whose `NAME` follows the rules above. ARNs are for Secrets Manager;
-///   other backends use [`SecretId::name`].
+/// * an **ARN** is a secret's, `arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME`, or a
+///   parameter's, `arn:PARTITION:ssm:REGION:ACCOUNT:parameter/NAME` (how a parameter shared
+///   from another account is read), at most 2048 characters, whose `NAME` follows the rules
+///   above. Each service takes only its own ARNs ([`SecretId::arn_service`]); backends that
+///   are not AWS services refuse ARNs or use [`SecretId::name`].
 ///
 /// Path safety is where an id becomes a path: a backend that maps ids to files asks for
 /// [`SecretId::path_segments`], which refuses absolute ids, empty segments and `.`/`..`.
@@ -70,6 +72,17 @@ impl SecretId {
     /// True when the id is an ARN.
     pub fn is_arn(&self) -> bool {
         self.name_start > 0
+    }
+
+    /// The service an ARN id belongs to; `None` for a name.
+    pub fn arn_service(&self) -> Option<ArnService> {
+        if !self.is_arn() {
+            return None;
+        }
+        Some(match self.id.split(':').nth(2) {
+            Some("ssm") => ArnService::ParameterStore,
+            _ => ArnService::SecretsManager,
+        })
     }
 
     /// The `/`-separated segments of [`SecretId::name`] as a relative path, for backends
@@ -133,9 +146,10 @@ fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '+' | '=' | '.' | '@' | '-')
 }
 
-/// Checks `PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME` and returns NAME's offset.
+/// Checks `PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME` or
+/// `PARTITION:ssm:REGION:ACCOUNT:parameter/NAME` and returns NAME's offset.
 fn parse_arn(rest: &str) -> Result<usize, &'static str> {
-    let mut parts = rest.splitn(6, ':');
+    let mut parts = rest.splitn(5, ':');
     let (Some(partition), Some(service), Some(region), Some(account), Some(resource)) = (
         parts.next(),
         parts.next(),
@@ -145,13 +159,14 @@ fn parse_arn(rest: &str) -> Result<usize, &'static str> {
     ) else {
         return Err("ARN has too few `:` fields");
     };
-    let name = parts.next().ok_or("ARN has too few `:` fields")?;
     if !partition.starts_with("aws") {
         return Err("ARN partition must start with `aws`");
     }
-    if service != "secretsmanager" {
-        return Err("ARN is not a Secrets Manager ARN");
-    }
+    let (kind, separator) = match service {
+        "secretsmanager" => ("secret", ':'),
+        "ssm" => ("parameter", '/'),
+        _ => return Err("ARN is not a Secrets Manager or Parameter Store ARN"),
+    };
     if region.is_empty()
         || !region
             .chars()
@@ -162,10 +177,24 @@ fn parse_arn(rest: &str) -> Result<usize, &'static str> {
     if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
         return Err("ARN account is not 12 digits");
     }
-    if resource != "secret" {
-        return Err("ARN resource type is not `secret`");
-    }
+    let name = resource
+        .strip_prefix(kind)
+        .and_then(|r| r.strip_prefix(separator))
+        .ok_or(if service == "ssm" {
+            "ARN resource is not `parameter/NAME`"
+        } else {
+            "ARN resource type is not `secret`"
+        })?;
     Ok(rest.len() - name.len())
+}
+
+/// The AWS service an ARN id names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArnService {
+    /// `arn:...:secretsmanager:...:secret:NAME`.
+    SecretsManager,
+    /// `arn:...:ssm:...:parameter/NAME`.
+    ParameterStore,
 }
 
 impl FromStr for SecretId {
@@ -230,6 +259,13 @@ mod tests {
         assert_eq!(id.path_segments().unwrap(), ["prod", "db-AbCdEf"]);
         let gov = "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:x";
         assert_eq!(SecretId::new(gov).unwrap().name(), "x");
+        assert_eq!(id.arn_service(), Some(ArnService::SecretsManager));
+        assert_eq!(SecretId::new("a").unwrap().arn_service(), None);
+        let parameter =
+            SecretId::new("arn:aws:ssm:eu-west-1:123456789012:parameter/prod/db").unwrap();
+        assert!(parameter.is_arn());
+        assert_eq!(parameter.name(), "prod/db");
+        assert_eq!(parameter.arn_service(), Some(ArnService::ParameterStore));
     }
 
     #[test]
@@ -249,11 +285,24 @@ mod tests {
                 "é",
                 "contains a character outside A-Z a-z 0-9 / _ + = . @ -",
             ),
-            ("arn:aws:s3:::bucket", "ARN has too few `:` fields"),
+            (
+                "arn:aws:s3:::bucket",
+                "ARN is not a Secrets Manager or Parameter Store ARN",
+            ),
+            ("arn:aws:secretsmanager:x", "ARN has too few `:` fields"),
             (
                 "arn:aws:kms:us-east-1:123456789012:key:abc",
-                "ARN is not a Secrets Manager ARN",
+                "ARN is not a Secrets Manager or Parameter Store ARN",
             ),
+            (
+                "arn:aws:ssm:us-east-1:123456789012:document/x",
+                "ARN resource is not `parameter/NAME`",
+            ),
+            (
+                "arn:aws:ssm:us-east-1:123456789012:parameter",
+                "ARN resource is not `parameter/NAME`",
+            ),
+            ("arn:aws:ssm:us-east-1:123456789012:parameter/", "empty"),
             (
                 "arn:aws:secretsmanager:us-east-1:1234:secret:x",
                 "ARN account is not 12 digits",

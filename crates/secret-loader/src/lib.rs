@@ -69,7 +69,7 @@ pub use envelope::{AlgorithmSuite, Envelope, SignaturePolicy};
 pub use error::{BoxError, DisplayChain, Error, ErrorKind, Result, SharedError};
 #[cfg(feature = "file")]
 pub use file::FileKmsSource;
-pub use id::{MAX_ARN_LEN, MAX_NAME_LEN, SecretId};
+pub use id::{ArnService, MAX_ARN_LEN, MAX_NAME_LEN, SecretId};
 pub use memory::InMemorySource;
 pub use source::{
     DEFAULT_GET_MANY_CONCURRENCY, PutOutcome, SecretSource, SecretSourceExt, SecretStore, get_each,

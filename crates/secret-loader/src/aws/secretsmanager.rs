@@ -247,6 +247,18 @@ pub(crate) fn to_system_time(time: aws_smithy_types::DateTime) -> Option<std::ti
     std::time::SystemTime::try_from(time).ok()
 }
 
+/// `id` as a `SecretId`: a name, or a secret's ARN. A parameter's ARN is refused before any
+/// call.
+fn secret_id(id: &SecretId) -> Result<&str> {
+    if id.arn_service() == Some(crate::ArnService::ParameterStore) {
+        return Err(Error::InvalidId {
+            id: id.to_string(),
+            reason: "is a Parameter Store ARN; Secrets Manager takes secret names and ARNs",
+        });
+    }
+    Ok(id.as_str())
+}
+
 fn other(id: &SecretId, cause: &'static str) -> Error {
     Error::Other {
         backend: BACKEND,
@@ -262,7 +274,7 @@ impl SecretSource for SecretsManagerSource {
     }
 
     async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
-        let request = self.client.get_secret_value().secret_id(id.as_str());
+        let request = self.client.get_secret_value().secret_id(secret_id(id)?);
         let request = match version {
             VersionSelector::Current => request,
             VersionSelector::Stage(stage) => request.version_stage(stage),
@@ -289,6 +301,22 @@ impl SecretSource for SecretsManagerSource {
     /// single reads are in flight however many ids are asked for.
     async fn get_many(&self, ids: &[SecretId]) -> Vec<Result<Secret>> {
         use futures_util::StreamExt;
+        if ids.iter().any(|id| secret_id(id).is_err()) {
+            // Those fail in their slots without a call; the others are read as a batch.
+            let valid: Vec<SecretId> = ids
+                .iter()
+                .filter(|id| secret_id(id).is_ok())
+                .cloned()
+                .collect();
+            let mut read = self.get_many(&valid).await.into_iter();
+            return ids
+                .iter()
+                .map(|id| match secret_id(id) {
+                    Ok(_) => read.next().expect("one result per valid id"),
+                    Err(err) => Err(err),
+                })
+                .collect();
+        }
         let chunks: Vec<_> = ids.chunks(BATCH_LIMIT).collect();
         let batches: Vec<Option<Vec<Result<Secret>>>> = futures_util::stream::iter(
             chunks
@@ -324,7 +352,7 @@ impl crate::cache::CurrentVersion for SecretsManagerSource {
         let output = self
             .client
             .describe_secret()
-            .secret_id(id.as_str())
+            .secret_id(secret_id(id)?)
             .send()
             .await
             .map_err(|err| classify(err, id.as_str()))?;
@@ -340,6 +368,7 @@ impl crate::cache::CurrentVersion for SecretsManagerSource {
 #[async_trait]
 impl SecretStore for SecretsManagerSource {
     async fn put(&self, id: &SecretId, value: &SecretValue) -> Result<PutOutcome> {
+        secret_id(id)?;
         if value.len() as u64 > MAX_SECRET_BYTES {
             return Err(Error::too_large(
                 BACKEND,
@@ -363,7 +392,7 @@ impl SecretStore for SecretsManagerSource {
     async fn delete(&self, id: &SecretId) -> Result<()> {
         self.client
             .delete_secret()
-            .secret_id(id.as_str())
+            .secret_id(secret_id(id)?)
             .send()
             .await
             .map_err(|err| classify(err, id.as_str()))?;
@@ -481,6 +510,49 @@ mod tests {
             .unwrap();
         assert_eq!(secret.value().expose_str(), Some("v"));
         assert_eq!(rule.num_calls(), 3);
+    }
+
+    /// A parameter's ARN is a valid id, but not a secret: refused in its slot, no call.
+    #[tokio::test]
+    async fn a_parameter_arn_is_refused_before_any_call() {
+        let parameter = id("arn:aws:ssm:us-east-1:123456789012:parameter/prod/db");
+        let single = mock!(Client::get_secret_value).then_output(|| {
+            GetSecretValueOutput::builder()
+                .secret_string("never")
+                .build()
+        });
+        let batch = mock!(Client::batch_get_secret_value).then_output(|| {
+            BatchGetSecretValueOutput::builder()
+                .secret_values(
+                    SecretValueEntry::builder()
+                        .name("a")
+                        .secret_string("value-a")
+                        .build(),
+                )
+                .build()
+        });
+        let source = source(&[&single, &batch]);
+        let err = source
+            .get(&parameter, &VersionSelector::Current)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidId);
+        assert!(err.to_string().contains("Parameter Store ARN"), "{err}");
+        let results = source.get_many(&[id("a"), parameter.clone()]).await;
+        assert_eq!(
+            results[0].as_ref().unwrap().value().expose_str(),
+            Some("value-a")
+        );
+        assert_eq!(
+            results[1].as_ref().unwrap_err().kind(),
+            ErrorKind::InvalidId
+        );
+        let put = source
+            .put(&parameter, &SecretValue::text("x"))
+            .await
+            .unwrap_err();
+        assert_eq!(put.kind(), ErrorKind::InvalidId);
+        assert_eq!((single.num_calls(), batch.num_calls()), (0, 1));
     }
 
     #[tokio::test]

@@ -18,6 +18,11 @@
 //! may not begin with `aws` or `ssm` (reading AWS's public `/aws/service/...` parameters is
 //! fine): ids outside those rules are [`Error::InvalidId`] before any call.
 //!
+//! A parameter's ARN (`arn:aws:ssm:REGION:ACCOUNT:parameter/NAME`) is an id under `ssm://`
+//! too, read as `GetParameter` takes it (a parameter shared from another account is read only
+//! by its ARN); under a hierarchy it is refused, since it names the whole parameter, and
+//! parameters are written by name only.
+//!
 //! # Versions
 //!
 //! [`VersionSelector::Id`] is a version number (`name:3`); a stage is a label (`name:prod`),
@@ -124,12 +129,34 @@ pub fn parameter_name(prefix: &str, id: &SecretId) -> Result<String> {
         id: id.to_string(),
         reason,
     };
-    if id.is_arn() {
-        return Err(invalid(
-            "is a Secrets Manager ARN; Parameter Store takes names",
-        ));
-    }
     let name = id.name();
+    match id.arn_service() {
+        None => {}
+        Some(crate::ArnService::SecretsManager) => {
+            return Err(invalid(
+                "is a Secrets Manager ARN; Parameter Store takes parameter names and ARNs \
+                 (or /aws/reference/secretsmanager/NAME)",
+            ));
+        }
+        // `GetParameter` takes the ARN as the name (a parameter shared from another account
+        // is read only that way); the ARN names the whole parameter, so no hierarchy applies.
+        Some(crate::ArnService::ParameterStore) => {
+            if !prefix.is_empty() {
+                return Err(invalid(
+                    "is a parameter ARN, which names the whole parameter: the source's \
+                     hierarchy can't apply to it",
+                ));
+            }
+            if !name.chars().all(|c| c == '/' || is_name_char(c))
+                || name.split('/').any(str::is_empty)
+            {
+                return Err(invalid(
+                    "is a parameter ARN whose name Parameter Store can't have",
+                ));
+            }
+            return Ok(id.as_str().to_owned());
+        }
+    }
     if !name.chars().all(|c| c == '/' || is_name_char(c)) {
         return Err(invalid(
             "contains a character Parameter Store names don't allow (only A-Z a-z 0-9 _ . - /)",
@@ -161,6 +188,12 @@ pub fn parameter_name(prefix: &str, id: &SecretId) -> Result<String> {
 /// # Errors
 /// As [`parameter_name`], and [`Error::InvalidId`] for a reserved name.
 fn writable_parameter_name(prefix: &str, id: &SecretId) -> Result<String> {
+    if id.is_arn() {
+        return Err(Error::InvalidId {
+            id: id.to_string(),
+            reason: "is an ARN: a parameter is written by its name",
+        });
+    }
     let full = parameter_name(prefix, id)?;
     let first = full.trim_start_matches('/');
     let reserved = first
@@ -361,8 +394,11 @@ impl SsmSource {
         };
         let mut results: Vec<Option<Result<Secret>>> = chunk.iter().map(|_| None).collect();
         for parameter in output.parameters.unwrap_or_default() {
+            // Asked by name or by ARN; the answer carries both.
             let slot = names.iter().enumerate().position(|(i, name)| {
-                results[i].is_none() && parameter.name.as_deref() == Some(name.as_str())
+                results[i].is_none()
+                    && (parameter.name.as_deref() == Some(name.as_str())
+                        || parameter.arn.as_deref() == Some(name.as_str()))
             });
             if let Some(i) = slot {
                 results[i] = Some(to_secret(
@@ -659,10 +695,34 @@ mod tests {
             let expected = match reason {
                 "character" => "character Parameter Store names don't allow",
                 "reserved" => "beginning with `aws` or `ssm`",
-                _ => "Secrets Manager ARN",
+                _ => "is an ARN",
             };
             assert!(text.contains(expected), "{bad}: {text}");
         }
+        // A parameter's ARN is read as it is (GetParameter takes it), under `ssm://` only;
+        // a secret's ARN is not a parameter; neither is written.
+        let arn = "arn:aws:ssm:eu-west-1:123456789012:parameter/prod/db";
+        assert_eq!(parameter_name("", &id(arn)).unwrap(), arn);
+        let under = parameter_name("/team", &id(arn)).unwrap_err().to_string();
+        assert!(under.contains("hierarchy can't apply"), "{under}");
+        let odd = "arn:aws:ssm:eu-west-1:123456789012:parameter/a+b";
+        assert!(
+            parameter_name("", &id(odd))
+                .unwrap_err()
+                .to_string()
+                .contains("can't have")
+        );
+        let secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:x-AbCdEf";
+        let read = parameter_name("", &id(secret)).unwrap_err().to_string();
+        assert!(read.contains("is a Secrets Manager ARN"), "{read}");
+        assert!(
+            writable_parameter_name("", &id(arn))
+                .unwrap_err()
+                .to_string()
+                .contains("is an ARN")
+        );
+        assert_eq!(id_for_name("", arn), Some(id(arn)));
+        assert_eq!(id_for_name("/team", arn), None);
         // Under a prefix the first segment is the prefix's, not the id's.
         assert_eq!(
             parameter_name("/team", &id("aws-key")).unwrap(),
