@@ -36,26 +36,28 @@ sys.exit(version('moto') != '$MOTO_VERSION' or version('aws-encryption-sdk-cli')
 
 # AWS's Secrets Manager Agent, pinned, from crates.io (the oracle and benchmark peer of
 # `secret-loader serve`, and the agent the comparison's `python-agent` peer reads through):
-# built once per build directory, then reused. Exports SECRET_LOADER_AGENT, the binary, and
-# SECRET_LOADER_AGENT_EXTENSION, AWS's sample script that runs it as a Lambda extension (from
-# the same crate, kept beside the binary).
+# built once per build directory, then reused. Exports SECRET_LOADER_AGENT, the binary,
+# SECRET_LOADER_AGENT_SOURCE, the crate's source (kept beside the binary; deploy/agent-layer
+# builds the Lambda layer from it), and SECRET_LOADER_AGENT_EXTENSION, AWS's sample script in
+# it that runs the agent as a Lambda extension.
 AGENT_VERSION="2.1.0"
 agent_install() {
     local target="${CARGO_TARGET_DIR:-$ROOT/target}"
     local root="$target/tools/aws_secretsmanager_agent-$AGENT_VERSION"
     local sample="examples/example-lambda-extension/secrets-manager-agent-extension.sh"
-    if [ ! -x "$root/bin/aws_secretsmanager_agent" ] || [ ! -f "$root/share/$(basename "$sample")" ]; then
+    if [ ! -x "$root/bin/aws_secretsmanager_agent" ] || [ ! -f "$root/src/$sample" ]; then
         echo "==> cargo install aws_secretsmanager_agent $AGENT_VERSION" >&2
         cargo install aws_secretsmanager_agent --version "$AGENT_VERSION" --locked --quiet \
             --force --root "$root" --target-dir "$target/tools/build"
         # cargo install unpacked the crate into the registry's sources.
         local source
         source="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"aws_secretsmanager_agent-$AGENT_VERSION" | head -n 1)"
-        mkdir -p "$root/share"
-        cp "$source/$sample" "$root/share/"
+        rm -rf "$root/src"
+        cp -R "$source" "$root/src"
     fi
     export SECRET_LOADER_AGENT="$root/bin/aws_secretsmanager_agent"
-    export SECRET_LOADER_AGENT_EXTENSION="$root/share/$(basename "$sample")"
+    export SECRET_LOADER_AGENT_SOURCE="$root/src"
+    export SECRET_LOADER_AGENT_EXTENSION="$root/src/$sample"
 }
 
 emulator_stop() {
