@@ -9,6 +9,9 @@
 //! * RSS after the hits, from `/proc`;
 //! * binary size, as built and stripped.
 //!
+//! `scripts/bench` builds ours as the layer is built (fat LTO, one codegen unit); the agent is
+//! as `cargo install` builds it, its crate's release profile, as its README builds it.
+//!
 //! The load comes from this process (hyper clients on a two-worker runtime) on the same two
 //! cores as the server: absolute numbers are this machine's; the ratios are the point.
 
