@@ -27,10 +27,12 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use secret_loader::comparison::Response;
 use secret_loader::{Config, Error, ErrorKind, SecretId, SecretValue};
-use secret_loader_harness::LocalLambda;
+use secret_loader_harness::{AwsNetwork, EndpointStats, LocalLambda};
 
 use crate::fleet::{FleetRate, Quotas};
-use crate::report::{Invocation, PeerRun, Prices, ReportLine, Run, Settings, Target, TargetKind};
+use crate::report::{
+    Invocation, NetworkRecord, PeerRun, Prices, ReportLine, Run, Settings, Target, TargetKind,
+};
 
 /// The environment variable changed to force a cold start.
 pub(crate) const NONCE_ENV: &str = "SECRET_LOADER_BENCH_NONCE";
@@ -133,6 +135,18 @@ struct LocalArgs {
         default_value = "python3"
     )]
     python: PathBuf,
+    /// The network between the functions and the emulator: `tls`, AWS's shape (each service
+    /// behind its own HTTPS endpoint with a certificate authority made for the run,
+    /// connections kept alive, `--rtt` per round trip), or `plain` (HTTP straight to the
+    /// emulator, no added round trip). Only with the emulator: against AWS the network is
+    /// AWS's.
+    #[arg(long, value_enum, default_value = "tls")]
+    network: NetworkKind,
+    /// The round trip the `tls` network adds: 2 per new connection (TCP, TLS 1.3), 1 per
+    /// request. Default 1 ms: the low end of the single-digit milliseconds AWS documents
+    /// between the Availability Zones of a Region.
+    #[arg(long, default_value = "1ms", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    rtt: Duration,
     /// The extension the `python-extension` peer reads through; default:
     /// `secret-loader-extension` next to this program.
     #[arg(long, value_name = "FILE")]
@@ -440,6 +454,7 @@ async fn drive(
         quotas,
         fleet: args.fleet.fleet.unwrap_or_default(),
         peers: Vec::new(),
+        network: None,
     })
 }
 
@@ -669,7 +684,7 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
             scratch.path().to_owned()
         }
     };
-    let backends = backends(&bucket, &kms_key, &file_root, &id);
+    let backends = backends(&bucket, &kms_key, &file_root, &id, emulator);
     // The value: random, JSON like the API keys it stands for; it is never printed.
     // The seed's fields, which the Python peers read as the seed does.
     let value = SecretValue::text(format!(
@@ -689,6 +704,30 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
         ),
     ]);
     seed(&backends, &id, &value, LOCAL_FUNCTION, &mut environment).await?;
+    let network = match (args.network, emulator) {
+        (NetworkKind::Tls, true) => {
+            let upstream = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+            Some(AwsNetwork::start(&upstream, args.rtt).map_err(BenchError::config)?)
+        }
+        (NetworkKind::Tls, false) => {
+            return Err(BenchError::config(
+                "--network tls puts the emulator behind TLS endpoints; against AWS the network \
+                 is AWS's own: give --network plain",
+            ));
+        }
+        (NetworkKind::Plain, _) => None,
+    };
+    let network_environment = network
+        .as_ref()
+        .map(AwsNetwork::environment)
+        .unwrap_or_default();
+    environment.extend(network_environment.iter().cloned());
+    let mut record = network.as_ref().map(|n| NetworkRecord {
+        kind: "tls".into(),
+        rtt_ms: n.rtt().as_secs_f64() * 1000.0,
+        functions: BTreeMap::new(),
+    });
+    let before = network.as_ref().map(AwsNetwork::stats);
     let service =
         LocalLambda::start(&bootstrap, LOCAL_FUNCTION, environment).map_err(BenchError::config)?;
     let client = aws_sdk_lambda::Client::from_conf(
@@ -704,6 +743,11 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
     let run = drive(&client, LOCAL_FUNCTION, &args.run, prices, kind).await;
     service.stop();
     let mut run = run?;
+    if let (Some(record), Some(network), Some(before)) = (&mut record, &network, &before) {
+        record
+            .functions
+            .insert(LOCAL_FUNCTION.to_owned(), stats_since(network, before));
+    }
     if let Some(dir) = &args.peers {
         // The runtime runs in the peers' directory: resolve relative paths here, not there.
         let absolute = |path: &Path| {
@@ -731,6 +775,7 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
             },
             id: &id,
             backends: &backends,
+            network: &network_environment,
         };
         for peer in PEERS {
             if peer.beside == Beside::AwsAgent && peers.agent.is_none() {
@@ -746,6 +791,7 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
             let layer = tempfile::tempdir()
                 .map_err(|e| BenchError::config(format!("no temporary directory: {e}")))?;
             let environment = peers.environment(peer)?;
+            let before = network.as_ref().map(AwsNetwork::stats);
             let service = LocalLambda::start_runtime(
                 peers.runtime(peer, layer.path(), &environment)?,
                 peer.function,
@@ -759,13 +805,44 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
             );
             let peer_run = drive(&client, peer.function, &args.run, run.prices.clone(), kind).await;
             service.stop();
+            if let (Some(record), Some(network), Some(before)) = (&mut record, &network, &before) {
+                record
+                    .functions
+                    .insert(peer.function.to_owned(), stats_since(network, before));
+            }
             run.peers.push(PeerRun {
                 function: peer.function.to_owned(),
                 invocations: peer_run?.invocations,
             });
         }
     }
+    run.network = record;
     finish(&run, &args.run.out)
+}
+
+/// What each of `network`'s endpoints saw since `before`.
+fn stats_since(
+    network: &AwsNetwork,
+    before: &BTreeMap<String, EndpointStats>,
+) -> BTreeMap<String, EndpointStats> {
+    network
+        .stats()
+        .into_iter()
+        .map(|(service, now)| {
+            let then = before.get(&service).copied().unwrap_or_default();
+            (service, now.since(&then))
+        })
+        .filter(|(_, seen)| *seen != EndpointStats::default())
+        .collect()
+}
+
+/// The network `bench local` puts between the functions and the emulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum NetworkKind {
+    /// AWS's shape: an HTTPS endpoint per service, kept-alive connections, a round trip.
+    Tls,
+    /// Plain HTTP to the emulator: a new connection per request, no added round trip.
+    Plain,
 }
 
 /// A Python peer: its function name and its module in the peers' directory.
@@ -832,6 +909,8 @@ struct PeerSetup<'a> {
     agent: Option<(PathBuf, PathBuf)>,
     id: &'a SecretId,
     backends: &'a [Backend],
+    /// The network's variables (endpoints, the CA), empty on the plain network.
+    network: &'a [(String, String)],
 }
 
 impl PeerSetup<'_> {
@@ -876,6 +955,7 @@ impl PeerSetup<'_> {
             // Lambda always sets it; the extension's header must equal it.
             ("AWS_SESSION_TOKEN".to_owned(), random_hex(16)),
         ]);
+        environment.extend(self.network.iter().cloned());
         if peer.beside == Beside::Nothing {
             return Ok(environment);
         }
@@ -1025,8 +1105,20 @@ enum Seed {
 }
 
 /// The comparison's backends, each named as its stacks are.
-fn backends(bucket: &str, kms_key: &str, file_root: &Path, id: &SecretId) -> Vec<Backend> {
+fn backends(
+    bucket: &str,
+    kms_key: &str,
+    file_root: &Path,
+    id: &SecretId,
+    emulator: bool,
+) -> Vec<Backend> {
     let variable = |prefix: &str| secret_loader::env::variable_name(prefix, id);
+    // The emulator's endpoints are `localhost` on the TLS network: no bucket subdomains.
+    let path_style = if emulator {
+        "&force_path_style=true"
+    } else {
+        ""
+    };
     vec![
         Backend {
             name: "secretsmanager",
@@ -1042,13 +1134,13 @@ fn backends(bucket: &str, kms_key: &str, file_root: &Path, id: &SecretId) -> Vec
         },
         Backend {
             name: "s3+kms",
-            url: format!("s3+kms://{bucket}/bench/envelope?kms_key_id={kms_key}"),
+            url: format!("s3+kms://{bucket}/bench/envelope?kms_key_id={kms_key}{path_style}"),
             tmp: true,
             seed: Seed::Put,
         },
         Backend {
             name: "s3+sse-kms",
-            url: format!("s3+sse-kms://{bucket}/bench/sse-kms?kms_key_id={kms_key}"),
+            url: format!("s3+sse-kms://{bucket}/bench/sse-kms?kms_key_id={kms_key}{path_style}"),
             tmp: true,
             seed: Seed::Put,
         },
@@ -1141,7 +1233,7 @@ mod tests {
     #[test]
     fn every_backend_runs_bare_and_behind_each_cache_that_makes_sense() {
         let id = SecretId::new("bench/api-key").unwrap();
-        let stacks = stacks(&backends("b", "k", Path::new("/mnt/efs"), &id), "k");
+        let stacks = stacks(&backends("b", "k", Path::new("/mnt/efs"), &id, false), "k");
         // Seven backends bare and behind memory; all but the two variable ones behind /tmp.
         assert_eq!(stacks.len(), 7 * 2 + 5);
         assert!(!stacks.contains_key("env+tmp") && !stacks.contains_key("env+kms+tmp"));

@@ -11,6 +11,8 @@ use secret_loader::comparison::Calls;
 use secret_loader::comparison::Response;
 use serde::{Deserialize, Serialize};
 
+use secret_loader_harness::EndpointStats;
+
 use crate::fleet::{FleetRate, Quotas, StackCalls};
 
 /// The published prices bundled with the CLI (see the file for where they come from).
@@ -163,6 +165,21 @@ pub(crate) struct Run {
     /// The peers (Python functions doing what users do today), run the same way.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) peers: Vec<PeerRun>,
+    /// The network `bench local` put in front of the emulator (none: plain HTTP, or AWS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) network: Option<NetworkRecord>,
+}
+
+/// The network model of a `bench local` run, and what its endpoints saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct NetworkRecord {
+    /// `tls`: each service behind its own HTTPS endpoint, connections kept alive.
+    pub(crate) kind: String,
+    /// The round trip added per exchange, ms.
+    pub(crate) rtt_ms: f64,
+    /// By function (the Rust function, each peer), by service: what the endpoints saw while
+    /// it ran (its own calls, and its extension's or agent's).
+    pub(crate) functions: BTreeMap<String, BTreeMap<String, EndpointStats>>,
 }
 
 /// One peer function's invocations.
@@ -425,6 +442,49 @@ fn p50_text(sorted: &[f64]) -> String {
     percentile(sorted, 0.5).map_or_else(|| "–".into(), ms)
 }
 
+/// Where AWS documents the latency between the Availability Zones of a Region, which the
+/// default round trip stands for.
+const AZ_LATENCY_SOURCE: &str = "https://docs.aws.amazon.com/whitepapers/latest/aws-fault-isolation-boundaries/availability-zones.html";
+
+/// The network model and what its endpoints saw, per function.
+fn network_section(network: &NetworkRecord) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n## The network model\n\nEach AWS service behind its own HTTPS endpoint on loopback \
+         (TLS 1.3 from rustls on AWS-LC, a certificate authority made for the run that the \
+         functions trust through `SSL_CERT_FILE` and `AWS_CA_BUNDLE`, verification on), \
+         HTTP/1.1 kept alive as AWS keeps it, and a round trip of **{rtt} ms** added to every \
+         exchange: 2 per new connection (TCP, then TLS 1.3), 1 per request. {rtt} ms stands \
+         for an endpoint in the function's own or a neighbouring Availability Zone: AWS \
+         documents single-digit-millisecond latency between the zones of a Region \
+         ([{AZ_LATENCY_SOURCE}]({AZ_LATENCY_SOURCE}), every Region); `--rtt` sets it. Not \
+         modelled: bandwidth, loss, the services' own time on AWS.\n\n\
+         What each endpoint saw while each function ran, its extension's or agent's calls \
+         included (TLS handshakes: full / resumed):\n",
+        rtt = network.rtt_ms,
+    );
+    let _ = writeln!(
+        out,
+        "| Function | Service | Connections | TLS handshakes | Failed handshakes | Requests |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for (function, services) in &network.functions {
+        for (service, seen) in services {
+            let _ = writeln!(
+                out,
+                "| {function} | {service} | {} | {} / {} | {} | {} |",
+                seen.connections,
+                seen.full_handshakes,
+                seen.resumed_handshakes,
+                seen.failed_handshakes,
+                seen.requests
+            );
+        }
+    }
+    out
+}
+
 /// The peers' table: each Python stack beside the Rust stack that does the same thing.
 fn peers_section(run: &Run, rust: &BTreeMap<String, StackSummary>) -> String {
     let prices = &run.prices;
@@ -508,6 +568,12 @@ pub(crate) fn markdown(run: &Run) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# secret-loader comparison\n");
     let where_ = match target.kind {
+        TargetKind::EmulatorLoopback if run.network.is_some() => {
+            "**Emulator on loopback, not AWS.** Every AWS call went to moto on 127.0.0.1 through \
+             the network model below, and the function ran under the local Runtime API runner: \
+             the numbers compare the code paths over TLS and round trips shaped like AWS's, not \
+             AWS's own network, KMS or storage."
+        }
         TargetKind::EmulatorLoopback => {
             "**Emulator on loopback, not AWS.** Every AWS call went to moto on 127.0.0.1 (a new \
              TCP connection per request) and the function ran under the local Runtime API \
@@ -677,6 +743,9 @@ pub(crate) fn markdown(run: &Run) -> String {
     }
     if !run.peers.is_empty() {
         out.push_str(&peers_section(run, &stacks));
+    }
+    if let Some(network) = &run.network {
+        out.push_str(&network_section(network));
     }
     let fleet_stacks: Vec<(String, StackCalls)> = stacks
         .iter()

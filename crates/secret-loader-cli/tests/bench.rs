@@ -306,6 +306,52 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
     assert!(output.status.success(), "{stderr}");
     let raw = read_json(&out.path().join("raw.json"));
     assert_eq!(raw["target"]["kind"], "emulator-loopback");
+    // AWS's shape of network by default: every function went over TLS to an endpoint per
+    // service, trusting the run's authority (no failed handshake anywhere), the peers too.
+    let network = &raw["network"];
+    assert_eq!(network["kind"], "tls", "{network}");
+    assert_eq!(network["rtt_ms"], 1.0, "{network}");
+    let functions = network["functions"].as_object().unwrap();
+    for (function, services) in functions {
+        for (service, seen) in services.as_object().unwrap() {
+            assert_eq!(seen["failed_handshakes"], 0, "{function} {service}: {seen}");
+            assert!(
+                seen["full_handshakes"].as_u64().unwrap()
+                    + seen["resumed_handshakes"].as_u64().unwrap()
+                    >= 1,
+                "{function} {service}: {seen}"
+            );
+        }
+    }
+    let rust = &functions["secret-loader-comparison"];
+    for service in ["secretsmanager", "ssm", "kms", "s3"] {
+        assert!(
+            rust[service]["requests"].as_u64().unwrap() >= 1,
+            "{service}: {rust}"
+        );
+    }
+    for peer in [
+        "python-boto3-per-read",
+        "python-powertools",
+        "python-extension",
+        "python-agent",
+    ] {
+        assert!(
+            functions[peer]["secretsmanager"]["requests"]
+                .as_u64()
+                .unwrap()
+                >= 1,
+            "{peer} did not reach Secrets Manager over TLS: {network}"
+        );
+    }
+    // AWS's agent checks its credentials with STS when it starts.
+    assert!(
+        functions["python-agent"]["sts"]["requests"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{network}"
+    );
     let invocations = raw["invocations"].as_array().unwrap();
     assert_eq!(invocations.len(), 2);
     let stacks = invocations[0]["response"]["stacks"].as_array().unwrap();
@@ -342,6 +388,8 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
         "{report}"
     );
     assert!(!report.contains("**error**"), "{report}");
+    assert!(report.contains("## The network model"), "{report}");
+    assert!(report.contains("round trip of **1 ms**"), "{report}");
     // The fleet section: Parameter Store's 40/s get quota comes first for bare ssm reads,
     // the plaintext baseline makes no call at all.
     assert!(

@@ -8,6 +8,10 @@
 //!   updates, `Invoke` with log tails and `REPORT` lines), which `secret-loader bench lambda`
 //!   drives exactly as it drives a deployed function.
 //!
+//! * [`AwsNetwork`]: AWS's shape of network in front of the emulator: an HTTPS endpoint per
+//!   service with a per-run certificate authority, kept-alive connections, a round-trip
+//!   time, connections and handshakes counted.
+//!
 //! Test and benchmark tooling: the function itself (`bootstrap`) depends on none of this.
 
 #![forbid(unsafe_code)]
@@ -15,6 +19,8 @@
 
 pub mod local_lambda;
 pub mod local_runtime;
+pub mod network;
 
 pub use local_lambda::LocalLambda;
 pub use local_runtime::{Environment, ExtensionExit, LocalRuntime, Outcome};
+pub use network::{AwsNetwork, EndpointStats};
