@@ -35,6 +35,19 @@ async fn client(network: &AwsNetwork, ca_pem: &[u8]) -> aws_sdk_secretsmanager::
     )
 }
 
+/// One `GetSecretValue` of `id`, which must succeed.
+async fn read(
+    client: &aws_sdk_secretsmanager::Client,
+    id: &secret_loader::SecretId,
+) -> aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput {
+    client
+        .get_secret_value()
+        .secret_id(id.as_str())
+        .send()
+        .await
+        .unwrap()
+}
+
 fn ca(network: &AwsNetwork) -> Vec<u8> {
     std::fs::read(network.ca_file()).unwrap()
 }
@@ -69,12 +82,7 @@ async fn a_client_that_trusts_another_authority_is_refused() {
     assert_eq!(stats.requests, 0, "{stats:?}");
     // The same request, trusting the run's authority, goes through.
     let trusting = client(&network, &ca(&network)).await;
-    let answer = trusting
-        .get_secret_value()
-        .secret_id(id.as_str())
-        .send()
-        .await
-        .unwrap();
+    let answer = read(&trusting, &id).await;
     assert_eq!(answer.secret_string(), Some("over-tls"));
     assert_eq!(network.stats()["secretsmanager"].full_handshakes, 1);
 }
@@ -85,12 +93,7 @@ async fn one_kept_alive_connection_serves_every_read() {
     let network = AwsNetwork::start(&common::emulator_endpoint(), Duration::ZERO).unwrap();
     let client = client(&network, &ca(&network)).await;
     for _ in 0..3 {
-        client
-            .get_secret_value()
-            .secret_id(id.as_str())
-            .send()
-            .await
-            .unwrap();
+        read(&client, &id).await;
     }
     let stats = network.stats();
     let sm = stats["secretsmanager"];
@@ -130,18 +133,13 @@ async fn a_cold_read_costs_three_round_trips_and_a_warm_one_one() {
             let network = AwsNetwork::start(&common::emulator_endpoint(), delay).unwrap();
             assert_eq!(network.rtt(), delay);
             let client = client(&network, &ca(&network)).await;
-            let read = || async {
+            let timed = || async {
                 let started = Instant::now();
-                client
-                    .get_secret_value()
-                    .secret_id(id.as_str())
-                    .send()
-                    .await
-                    .unwrap();
+                read(&client, &id).await;
                 started.elapsed()
             };
-            let cold = read().await;
-            let warm = read().await;
+            let cold = timed().await;
+            let warm = timed().await;
             assert!(warm >= delay, "a warm read took {warm:?} at {delay:?}");
             assert_eq!(network.stats()["secretsmanager"].connections, 1);
             if i > 0 {

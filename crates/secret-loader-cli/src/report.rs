@@ -485,6 +485,63 @@ fn network_section(network: &NetworkRecord) -> String {
     out
 }
 
+/// New connections per stack, as the Rust function counted them: each is one TLS handshake.
+fn connections_section(run: &Run) -> String {
+    // Per stack: each cold start's count (building it and its first read), and the warm
+    // reads' connections and reads.
+    let mut by_stack: BTreeMap<&str, (Vec<u64>, u64, u64)> = BTreeMap::new();
+    for invocation in &run.invocations {
+        let Some(response) = &invocation.response else {
+            continue;
+        };
+        for stack in &response.stacks {
+            let entry = by_stack.entry(stack.name.as_str()).or_default();
+            if let (true, Some(init), Some(first)) = (
+                response.cold,
+                stack.init_connections,
+                stack.first_read_connections,
+            ) {
+                entry.0.push(init + first);
+            }
+            if let (Some(opened), Some(warm)) = (stack.warm_connections, &stack.warm) {
+                entry.1 += opened;
+                entry.2 += u64::from(warm.count);
+            }
+        }
+    }
+    if by_stack
+        .values()
+        .all(|(cold, _, reads)| cold.is_empty() && *reads == 0)
+    {
+        return String::new();
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nNew connections per stack, counted by the Rust function where its client opens one \
+         (each is a TCP connection and a TLS handshake; a kept-alive connection is reused \
+         without one):\n"
+    );
+    let _ = writeln!(
+        out,
+        "| Stack | New connections per cold start (median) | New connections per warm read |"
+    );
+    let _ = writeln!(out, "|---|---|---|");
+    for (name, (mut cold, opened, reads)) in by_stack {
+        cold.sort_unstable();
+        let cold = cold
+            .get(cold.len().saturating_sub(1) / 2)
+            .map_or_else(|| "–".to_owned(), u64::to_string);
+        let warm = if reads == 0 {
+            "–".to_owned()
+        } else {
+            format!("{:.2}", opened as f64 / reads as f64)
+        };
+        let _ = writeln!(out, "| {name} | {cold} | {warm} |");
+    }
+    out
+}
+
 /// The peers' table: each Python stack beside the Rust stack that does the same thing.
 fn peers_section(run: &Run, rust: &BTreeMap<String, StackSummary>) -> String {
     let prices = &run.prices;
@@ -746,6 +803,7 @@ pub(crate) fn markdown(run: &Run) -> String {
     }
     if let Some(network) = &run.network {
         out.push_str(&network_section(network));
+        out.push_str(&connections_section(run));
     }
     let fleet_stacks: Vec<(String, StackCalls)> = stacks
         .iter()

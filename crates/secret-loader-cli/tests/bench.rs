@@ -377,6 +377,24 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
     names.sort_unstable();
     want.sort_unstable();
     assert_eq!(names, want);
+    // New connections, counted by the function: a cold s3+kms opens two (S3, KMS), a cold
+    // secretsmanager one, env none; warm reads reuse them.
+    let cold_connections = |name: &str| {
+        let stack = stacks.iter().find(|s| s["name"] == name).unwrap();
+        stack["init_connections"].as_u64().unwrap()
+            + stack["first_read_connections"].as_u64().unwrap()
+    };
+    assert_eq!(cold_connections("s3+kms"), 2);
+    assert_eq!(cold_connections("secretsmanager"), 1);
+    assert_eq!(cold_connections("env"), 0);
+    let warm_stacks = invocations[1]["response"]["stacks"].as_array().unwrap();
+    for stack in warm_stacks {
+        assert_eq!(stack["warm_connections"], 0, "{stack}");
+        // A memory hit makes no exchange at all.
+        if stack["name"].as_str().unwrap().ends_with("+memory") {
+            assert_eq!(stack["warm_calls"], serde_json::json!({}), "{stack}");
+        }
+    }
     for stack in stacks {
         assert!(stack["error"].is_null(), "{stack}");
         assert!(stack["first_read_ms"].is_f64(), "{stack}");
@@ -390,6 +408,7 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
     assert!(!report.contains("**error**"), "{report}");
     assert!(report.contains("## The network model"), "{report}");
     assert!(report.contains("round trip of **1 ms**"), "{report}");
+    assert!(report.contains("| s3+kms | 2 | 0.00 |"), "{report}");
     // The fleet section: Parameter Store's 40/s get quota comes first for bare ssm reads,
     // the plaintext baseline makes no call at all.
     assert!(

@@ -149,8 +149,13 @@ impl AwsNetwork {
             .build()
             .map_err(|e| format!("no runtime for the network: {e}"))?;
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        // No Nagle toward the emulator (nor toward the client, below): a request or answer
+        // written in two pieces would otherwise wait for a delayed ACK, up to 40 ms on Linux,
+        // a stall AWS's endpoints don't have (the SDK's own client sets TCP_NODELAY too).
+        let mut upstream_connector = HttpConnector::new();
+        upstream_connector.set_nodelay(true);
         let client: Client<HttpConnector, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
+            Client::builder(TokioExecutor::new()).build(upstream_connector);
         let mut endpoints = BTreeMap::new();
         for (service, _) in SERVICES {
             // Bound here (no `block_on`: the caller may itself be on a runtime), served there.
@@ -306,6 +311,7 @@ async fn serve(
             continue;
         };
         forward.counters.connections.fetch_add(1, Ordering::Relaxed);
+        let _ = tcp.set_nodelay(true);
         let (acceptor, forward) = (acceptor.clone(), forward.clone());
         tokio::spawn(async move {
             // TCP's handshake and TLS 1.3's round trip, before the server's first flight.

@@ -3,10 +3,18 @@
 //! handing it to the SDK's own HTTPS client. Retries count (each
 //! attempt is a request); calls a service makes on our behalf (S3 asking KMS for an SSE-KMS
 //! object's key) are not visible here.
+//!
+//! New connections are counted too: the client resolves an endpoint's name once per new
+//! connection (a kept-alive one is reused without it), so a resolver that counts before it
+//! resolves counts connections, each one TLS handshake on an `https` endpoint. A literal IP
+//! endpoint (`http://127.0.0.1:PORT`) is never resolved, so it is not counted: the counts
+//! hold for AWS's endpoints and the harness's `https://localhost` ones.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns, ResolveDnsError};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
@@ -20,6 +28,7 @@ use secret_loader::comparison::Calls;
 #[derive(Debug, Clone, Default)]
 pub struct CallCounter {
     counts: Arc<Mutex<Calls>>,
+    connections: Arc<AtomicU64>,
 }
 
 impl CallCounter {
@@ -28,12 +37,20 @@ impl CallCounter {
         Self::default()
     }
 
-    /// The SDK's default HTTPS client (rustls on AWS-LC), counting what it sends here.
+    /// The SDK's default HTTPS client (rustls on AWS-LC), counting what it sends and the
+    /// connections it opens here.
     pub fn http_client(&self) -> SharedHttpClient {
         let inner = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-            .build_https();
+            .build_with_resolver(CountingResolver {
+                connections: self.connections.clone(),
+            });
         self.wrap(inner)
+    }
+
+    /// New connections opened so far (see the [module docs](self)).
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// `inner`, counting what it sends here.
@@ -91,6 +108,28 @@ impl HttpClient for CountingClient {
         &self,
     ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
         self.inner.connector_metadata()
+    }
+}
+
+/// The standard library's resolver (on a blocking thread, as the SDK's own does), counting
+/// each name it is asked for: one per new connection.
+#[derive(Debug, Clone)]
+struct CountingResolver {
+    connections: Arc<AtomicU64>,
+}
+
+impl ResolveDns for CountingResolver {
+    fn resolve_dns<'a>(&'a self, name: &'a str) -> DnsFuture<'a> {
+        use std::net::ToSocketAddrs;
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        let name = name.to_owned();
+        DnsFuture::new(async move {
+            match tokio::task::spawn_blocking(move || (name, 0).to_socket_addrs()).await {
+                Ok(Ok(addresses)) => Ok(addresses.map(|a| a.ip()).collect()),
+                Ok(Err(err)) => Err(ResolveDnsError::new(err)),
+                Err(join) => Err(ResolveDnsError::new(std::io::Error::other(join))),
+            }
+        })
     }
 }
 

@@ -92,7 +92,9 @@ struct Stack {
     url: Option<String>,
     source: BuiltSource,
     init: Duration,
-    calls: Option<(CallCounter, Calls)>,
+    /// The stack's counter, and what it counted while the stack was built: calls, new
+    /// connections.
+    calls: Option<(CallCounter, Calls, u64)>,
     first_read_done: AtomicBool,
 }
 
@@ -120,12 +122,13 @@ impl Bench {
             };
             let init = started.elapsed();
             let init_calls = counter.snapshot();
+            let init_connections = counter.connections();
             built.push(Stack {
                 name: name.clone(),
                 url: Some(url.clone()),
                 source: source.map_err(|e| ErrorReport::from(&e)),
                 init,
-                calls: Some((counter, init_calls)),
+                calls: Some((counter, init_calls, init_connections)),
                 first_read_done: AtomicBool::new(false),
             });
         }
@@ -262,13 +265,29 @@ impl Bench {
             warm: None,
             error: None,
             init_calls: cold
-                .then(|| stack.calls.as_ref().map(|(_, init)| init.clone()))
+                .then(|| stack.calls.as_ref().map(|(_, init, _)| init.clone()))
                 .flatten(),
             first_read_calls: None,
             warm_calls: Calls::new(),
+            init_connections: cold
+                .then(|| stack.calls.as_ref().map(|(_, _, connections)| *connections))
+                .flatten(),
+            first_read_connections: None,
+            warm_connections: None,
             compare_with: None,
         };
-        let calls = || stack.calls.as_ref().map(|(counter, _)| counter.snapshot());
+        let calls = || {
+            stack
+                .calls
+                .as_ref()
+                .map(|(counter, _, _)| counter.snapshot())
+        };
+        let connections = || {
+            stack
+                .calls
+                .as_ref()
+                .map(|(counter, _, _)| counter.connections())
+        };
         let source = match &stack.source {
             Ok(source) => source,
             Err(err) => {
@@ -279,14 +298,17 @@ impl Bench {
         report.source = Some(source.to_string());
         if !stack.first_read_done.swap(true, Ordering::Relaxed) {
             let before = calls();
+            let opened = connections();
             let started = Instant::now();
             match source.get(&self.secret_id, &VersionSelector::Current).await {
                 Ok(_) => report.first_read_ms = Some(millis(started.elapsed())),
                 Err(err) => report.error = Some(ErrorReport::from(&err)),
             }
             report.first_read_calls = before.zip(calls()).map(|(b, a)| difference(&a, &b));
+            report.first_read_connections = opened.zip(connections()).map(|(b, a)| a - b);
         }
         let before = calls();
+        let opened = connections();
         let mut samples = Vec::with_capacity(warm_reads as usize);
         for _ in 0..warm_reads {
             let started = Instant::now();
@@ -301,6 +323,7 @@ impl Bench {
         if let (Some(before), Some(after)) = (before, calls()) {
             report.warm_calls = difference(&after, &before);
         }
+        report.warm_connections = opened.zip(connections()).map(|(b, a)| a - b);
         report
     }
 }

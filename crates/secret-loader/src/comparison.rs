@@ -114,6 +114,17 @@ pub struct StackReport {
     /// AWS requests sent by this invocation's warm reads, by service.
     #[serde(default)]
     pub warm_calls: Calls,
+    /// New connections (each one TLS handshake to an HTTPS endpoint) opened while building
+    /// the stack; with `init_ms`. Counted where the client resolves an endpoint's name, so
+    /// not for literal-IP endpoints; absent where not counted (the Python peers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_connections: Option<u64>,
+    /// New connections opened by the first read; with `first_read_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_read_connections: Option<u64>,
+    /// New connections opened by this invocation's warm reads (0 when kept alive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_connections: Option<u64>,
     /// For a peer (a Python function doing what users do today): the Rust stack that does
     /// the same thing, which the report sets beside it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
