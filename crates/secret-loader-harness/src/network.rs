@@ -315,7 +315,7 @@ async fn serve(
         let (acceptor, forward) = (acceptor.clone(), forward.clone());
         tokio::spawn(async move {
             // TCP's handshake and TLS 1.3's round trip, before the server's first flight.
-            tokio::time::sleep(forward.rtt * 2).await;
+            wait(forward.rtt * 2).await;
             let tls = match acceptor.accept(tcp).await {
                 Ok(tls) => tls,
                 Err(_) => {
@@ -343,11 +343,20 @@ async fn serve(
     }
 }
 
+/// Waits `delay` precisely: tokio's timer rounds up to whole milliseconds (a 1 ms round trip
+/// became up to 2, a zero one up to 1), so the wait runs on a blocking thread, whose sleep
+/// has the kernel's precision; no wait at all for zero.
+async fn wait(delay: Duration) {
+    if !delay.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
+    }
+}
+
 impl Forward {
     /// One request: a round trip, then the emulator's answer as it gave it.
     async fn exchange(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        tokio::time::sleep(self.rtt).await;
+        wait(self.rtt).await;
         match self.send(request).await {
             Ok(response) => response,
             Err(message) => {
