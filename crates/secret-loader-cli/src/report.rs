@@ -489,7 +489,7 @@ fn network_section(network: &NetworkRecord) -> String {
 fn connections_section(run: &Run) -> String {
     // Per stack: each cold start's count (building it and its first read), and the warm
     // reads' connections and reads.
-    let mut by_stack: BTreeMap<&str, (Vec<u64>, u64, u64)> = BTreeMap::new();
+    let mut by_stack: BTreeMap<&str, (Vec<f64>, u64, u64)> = BTreeMap::new();
     for invocation in &run.invocations {
         let Some(response) = &invocation.response else {
             continue;
@@ -501,7 +501,7 @@ fn connections_section(run: &Run) -> String {
                 stack.init_connections,
                 stack.first_read_connections,
             ) {
-                entry.0.push(init + first);
+                entry.0.push((init + first) as f64);
             }
             if let (Some(opened), Some(warm)) = (stack.warm_connections, &stack.warm) {
                 entry.1 += opened;
@@ -528,10 +528,8 @@ fn connections_section(run: &Run) -> String {
     );
     let _ = writeln!(out, "|---|---|---|");
     for (name, (mut cold, opened, reads)) in by_stack {
-        cold.sort_unstable();
-        let cold = cold
-            .get(cold.len().saturating_sub(1) / 2)
-            .map_or_else(|| "–".to_owned(), u64::to_string);
+        cold.sort_by(f64::total_cmp);
+        let cold = percentile(&cold, 0.5).map_or_else(|| "–".to_owned(), |n| n.to_string());
         let warm = if reads == 0 {
             "–".to_owned()
         } else {

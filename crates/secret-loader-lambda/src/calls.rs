@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns, ResolveDnsError};
+use aws_smithy_runtime::client::dns::TokioDnsResolver;
+use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
@@ -43,6 +44,7 @@ impl CallCounter {
         let inner = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
             .build_with_resolver(CountingResolver {
+                inner: TokioDnsResolver::new(),
                 connections: self.connections.clone(),
             });
         self.wrap(inner)
@@ -111,25 +113,17 @@ impl HttpClient for CountingClient {
     }
 }
 
-/// The standard library's resolver (on a blocking thread, as the SDK's own does), counting
-/// each name it is asked for: one per new connection.
+/// The SDK's own resolver, counting each name it is asked for: one per new connection.
 #[derive(Debug, Clone)]
 struct CountingResolver {
+    inner: TokioDnsResolver,
     connections: Arc<AtomicU64>,
 }
 
 impl ResolveDns for CountingResolver {
     fn resolve_dns<'a>(&'a self, name: &'a str) -> DnsFuture<'a> {
-        use std::net::ToSocketAddrs;
         self.connections.fetch_add(1, Ordering::Relaxed);
-        let name = name.to_owned();
-        DnsFuture::new(async move {
-            match tokio::task::spawn_blocking(move || (name, 0).to_socket_addrs()).await {
-                Ok(Ok(addresses)) => Ok(addresses.map(|a| a.ip()).collect()),
-                Ok(Err(err)) => Err(ResolveDnsError::new(err)),
-                Err(join) => Err(ResolveDnsError::new(std::io::Error::other(join))),
-            }
-        })
+        self.inner.resolve_dns(name)
     }
 }
 
