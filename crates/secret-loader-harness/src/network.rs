@@ -7,8 +7,9 @@
 //!
 //! What each exchange costs, with `rtt` the configured round trip:
 //!
-//! * a new connection: 2 × `rtt` before the server's first TLS flight (TCP's handshake, then
-//!   TLS 1.3's one round trip), so the client sees connect + handshake take 2 × `rtt`;
+//! * a new connection: 2 × `rtt` between the ClientHello's arrival and the server's first
+//!   TLS flight (TCP's handshake, then TLS 1.3's one round trip), so the client sees connect +
+//!   handshake take 2 × `rtt` on top of its own work;
 //! * each request: 1 × `rtt` before it is forwarded.
 //!
 //! A cold read on a new connection so costs at least 3 × `rtt` more than at `rtt` zero; a
@@ -211,8 +212,8 @@ impl AwsNetwork {
 
     /// The variables that send a process's AWS calls here and make it trust the run's
     /// authority: `AWS_ENDPOINT_URL_<SERVICE>` per service, `SSL_CERT_FILE` (rustls'
-    /// native roots, so the Rust SDK; OpenSSL) and `AWS_CA_BUNDLE` (botocore). The caller
-    /// removes `AWS_ENDPOINT_URL`, which would otherwise not matter (the specific ones win).
+    /// native roots, so the Rust SDK; OpenSSL) and `AWS_CA_BUNDLE` (botocore). An
+    /// `AWS_ENDPOINT_URL` beside them doesn't matter: the service-specific ones win.
     pub fn environment(&self) -> Vec<(String, String)> {
         let ca = self.ca_file().display().to_string();
         let mut env: Vec<(String, String)> = SERVICES
@@ -235,11 +236,6 @@ impl AwsNetwork {
             .iter()
             .map(|(service, e)| ((*service).to_owned(), e.counters.snapshot()))
             .collect()
-    }
-
-    /// Where `service`'s endpoint listens.
-    pub fn address(&self, service: &str) -> Option<SocketAddr> {
-        self.endpoints.get(service).map(|e| e.address)
     }
 }
 
@@ -314,7 +310,14 @@ async fn serve(
         let _ = tcp.set_nodelay(true);
         let (acceptor, forward) = (acceptor.clone(), forward.clone());
         tokio::spawn(async move {
-            // TCP's handshake and TLS 1.3's round trip, before the server's first flight.
+            // TCP's handshake and TLS 1.3's round trip, counted from the ClientHello's
+            // arrival: on loopback `connect` returns at once, and the client builds its
+            // ClientHello while a wait counted from the accept would already be running, work
+            // that on a real network starts only after TCP's round trip.
+            let mut first = [0u8; 1];
+            if tcp.peek(&mut first).await.is_err() {
+                return;
+            }
             wait(forward.rtt * 2).await;
             let tls = match acceptor.accept(tcp).await {
                 Ok(tls) => tls,
