@@ -11,16 +11,20 @@
 //! * [`AwsNetwork`]: AWS's shape of network in front of the emulator: an HTTPS endpoint per
 //!   service with a per-run certificate authority, kept-alive connections, a round-trip
 //!   time, connections and handshakes counted.
+//! * [`CpuQuota`]: Lambda's CPU share for a memory size, as a cgroup CPU quota around an
+//!   environment's processes ([`Environment::enforce_cpu_share`]).
 //!
 //! Test and benchmark tooling: the function itself (`bootstrap`) depends on none of this.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rustdoc::broken_intra_doc_links)]
 
+pub mod cpu;
 pub mod local_lambda;
 pub mod local_runtime;
 pub mod network;
 
+pub use cpu::{CpuQuota, lambda_cpu_share};
 pub use local_lambda::LocalLambda;
 pub use local_runtime::{Environment, ExtensionExit, LocalRuntime, Outcome};
 pub use network::{AwsNetwork, EndpointStats};

@@ -28,7 +28,8 @@ use crate::local_runtime::{Environment, LocalRuntime, Outcome};
 
 /// How long a configuration update stays `InProgress`.
 pub const UPDATE_DELAY: Duration = Duration::from_millis(300);
-/// The memory size the function reports (it is not enforced locally).
+/// The memory size a function reports unless its [`Environment`] sets another (memory is not
+/// enforced locally; its CPU share can be, [`Environment::enforce_cpu_share`]).
 pub const MEMORY_MB: u32 = 512;
 /// How long one invocation may take unless the configuration sets another (`Timeout`).
 pub const TIMEOUT: Duration = Duration::from_secs(120);
@@ -253,7 +254,7 @@ impl Function {
             "FunctionArn": format!("arn:aws:lambda:us-east-1:000000000000:function:{}", self.name),
             "Runtime": "provided.al2023",
             "Handler": "bootstrap",
-            "MemorySize": MEMORY_MB,
+            "MemorySize": self.template.memory_mb(),
             "Timeout": self.timeout.as_secs(),
             "Architectures": [std::env::consts::ARCH],
             "Version": "$LATEST",
@@ -382,7 +383,13 @@ impl Function {
         if header("X-Amz-Log-Type").as_deref() == Some("Tail") {
             let log = format!(
                 "START RequestId: {request_id} Version: $LATEST\n{logs}END RequestId: {request_id}\n{}\n",
-                report_line(&request_id, duration, max_memory, init)
+                report_line(
+                    &request_id,
+                    duration,
+                    self.template.memory_mb(),
+                    max_memory,
+                    init
+                )
             );
             let tail = tail(&log, LOG_TAIL_BYTES);
             answer
@@ -422,12 +429,13 @@ impl Function {
 fn report_line(
     request_id: &str,
     duration: Duration,
+    memory_mb: u32,
     max_memory_mib: Option<u64>,
     init: Option<Duration>,
 ) -> String {
     let ms = duration.as_secs_f64() * 1000.0;
     let mut line = format!(
-        "REPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {MEMORY_MB} MB\tMax Memory Used: {} MB\t",
+        "REPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {memory_mb} MB\tMax Memory Used: {} MB\t",
         (ms + init.map_or(0.0, |i| i.as_secs_f64() * 1000.0)).ceil() as u64,
         max_memory_mib.unwrap_or(0),
     );
@@ -542,6 +550,7 @@ while True:
         let cold = report_line(
             "r1",
             Duration::from_micros(12_345),
+            MEMORY_MB,
             Some(31),
             Some(Duration::from_micros(80_500)),
         );
@@ -549,7 +558,8 @@ while True:
             cold,
             "REPORT RequestId: r1\tDuration: 12.35 ms\tBilled Duration: 93 ms\tMemory Size: 512 MB\tMax Memory Used: 31 MB\tInit Duration: 80.50 ms\t"
         );
-        let warm = report_line("r2", Duration::from_millis(2), Some(31), None);
+        let warm = report_line("r2", Duration::from_millis(2), 128, Some(31), None);
+        assert!(warm.contains("Memory Size: 128 MB"), "{warm}");
         assert!(!warm.contains("Init Duration"), "{warm}");
     }
 

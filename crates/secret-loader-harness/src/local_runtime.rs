@@ -27,6 +27,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::cpu::{CpuQuota, lambda_cpu_share};
+
 /// The function name the environment reports unless told otherwise.
 const DEFAULT_FUNCTION: &str = "secret-loader-comparison";
 /// How long extensions get to exit after `SHUTDOWN` (Lambda's budget with extensions).
@@ -77,6 +79,8 @@ pub struct Environment {
     dir: Option<PathBuf>,
     extensions: Vec<PathBuf>,
     function_name: String,
+    memory_mb: u32,
+    enforce_cpu_share: bool,
 }
 
 impl Environment {
@@ -89,6 +93,8 @@ impl Environment {
             dir: None,
             extensions: Vec::new(),
             function_name: DEFAULT_FUNCTION.to_owned(),
+            memory_mb: crate::local_lambda::MEMORY_MB,
+            enforce_cpu_share: false,
         }
     }
 
@@ -126,6 +132,27 @@ impl Environment {
         self
     }
 
+    /// The function's memory size (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, default
+    /// [`MEMORY_MB`](crate::local_lambda::MEMORY_MB)); not enforced as memory.
+    pub fn memory(mut self, memory_mb: u32) -> Self {
+        self.memory_mb = memory_mb;
+        self
+    }
+
+    /// The memory size set by [`Environment::memory`].
+    #[must_use]
+    pub fn memory_mb(&self) -> u32 {
+        self.memory_mb
+    }
+
+    /// Runs the environment's processes (runtime and extensions) under the CPU share Lambda
+    /// gives its memory size, as a cgroup CPU quota ([`CpuQuota`](crate::cpu::CpuQuota)):
+    /// starting fails where this machine allows no quota.
+    pub fn enforce_cpu_share(mut self) -> Self {
+        self.enforce_cpu_share = true;
+        self
+    }
+
     /// Starts it: the endpoint, the extensions (each must register), then the runtime.
     ///
     /// # Errors
@@ -151,6 +178,8 @@ pub struct LocalRuntime {
     readers: Vec<JoinHandle<()>>,
     invocation: u64,
     stopped: bool,
+    /// The environment's CPU quota, when enforced; removed after its processes.
+    cpu_quota: Option<CpuQuota>,
 }
 
 impl LocalRuntime {
@@ -168,6 +197,11 @@ impl LocalRuntime {
     }
 
     fn start_environment(environment: Environment) -> Result<Self, String> {
+        let cpu_quota = if environment.enforce_cpu_share {
+            Some(CpuQuota::new(lambda_cpu_share(environment.memory_mb))?)
+        } else {
+            None
+        };
         let server = tiny_http::Server::http("127.0.0.1:0").map_err(|e| e.to_string())?;
         let address = server
             .server_addr()
@@ -200,7 +234,10 @@ impl LocalRuntime {
             command
                 .env("AWS_LAMBDA_RUNTIME_API", &address)
                 .env("AWS_LAMBDA_FUNCTION_NAME", &environment.function_name)
-                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+                .env(
+                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                    environment.memory_mb.to_string(),
+                )
                 .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
                 .envs(
                     environment
@@ -221,7 +258,12 @@ impl LocalRuntime {
                 .spawn()
                 .map_err(|e| format!("cannot start the extension {}: {e}", path.display()))?;
             readers.extend(collect_child(&mut child, &logs));
+            let limited = cpu_quota.as_ref().map(|q| q.add(child.id()));
             extensions.push((name.clone(), child));
+            if let Some(Err(err)) = limited {
+                abandon(extensions, readers, &shared, &stop, serve);
+                return Err(err);
+            }
         }
         // Lambda starts the runtime once every extension has registered; an extension that
         // exits first fails the environment's init (Lambda's `Extension.Crash`).
@@ -271,6 +313,11 @@ impl LocalRuntime {
             }
         };
         readers.extend(collect_child(&mut child, &logs));
+        if let Some(Err(err)) = cpu_quota.as_ref().map(|q| q.add(child.id())) {
+            end(&mut child);
+            abandon(extensions, readers, &shared, &stop, serve);
+            return Err(err);
+        }
         Ok(Self {
             shared,
             outcomes,
@@ -286,6 +333,7 @@ impl LocalRuntime {
             readers,
             invocation: 0,
             stopped: false,
+            cpu_quota,
         })
     }
 
@@ -375,6 +423,13 @@ impl LocalRuntime {
         }
     }
 
+    /// When the environment runs under a CPU quota: how often it ran out, and how long the
+    /// environment's processes waited in all.
+    #[must_use]
+    pub fn cpu_throttled(&self) -> Option<(u64, Duration)> {
+        self.cpu_quota.as_ref()?.throttled()
+    }
+
     /// From spawn to the function's first request for work: its init, as Lambda reports it.
     pub fn init_duration(&self) -> Option<Duration> {
         let first = *self.first_next.lock().unwrap_or_else(|e| e.into_inner());
@@ -451,6 +506,7 @@ impl LocalRuntime {
         if let Some(server) = self.server.take() {
             let _ = server.join();
         }
+        self.cpu_quota = None;
         std::mem::take(&mut *self.logs.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
