@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use secret_loader::comparison::{
     Calls, Copied, CopyRequest, ErrorReport, MAX_WARM_READS, Request, Response, SECRET_ID_ENV,
-    STACKS_ENV, StackReport, WarmStats,
+    STACKS_ENV, StackReport, WarmStats, process_cpu_time,
 };
 use secret_loader::{Config, Error, SecretId, SecretSource, VersionSelector};
 
@@ -92,6 +92,8 @@ struct Stack {
     url: Option<String>,
     source: BuiltSource,
     init: Duration,
+    /// The process's CPU time spent building it (none for sources built elsewhere).
+    init_cpu: Option<Duration>,
     /// The stack's counter, and what it counted while the stack was built: calls, new
     /// connections.
     calls: Option<(CallCounter, Calls, u64)>,
@@ -103,6 +105,8 @@ pub struct Bench {
     secret_id: SecretId,
     stacks: Vec<Stack>,
     envelope_warm_up: Option<Duration>,
+    /// The process's CPU time when the bench was built: its INIT's, from the process's start.
+    init_cpu: Option<Duration>,
     invocations: AtomicU64,
 }
 
@@ -115,12 +119,14 @@ impl Bench {
         let mut built = Vec::with_capacity(stacks.len());
         for (name, url) in stacks {
             let counter = CallCounter::new();
+            let cpu = process_cpu_time();
             let started = Instant::now();
             let source = match Config::from_url(url) {
                 Ok(config) => config.build_with_http_client(counter.http_client()).await,
                 Err(err) => Err(err),
             };
             let init = started.elapsed();
+            let init_cpu = process_cpu_time().saturating_sub(cpu);
             let init_calls = counter.snapshot();
             let init_connections = counter.connections();
             built.push(Stack {
@@ -128,11 +134,14 @@ impl Bench {
                 url: Some(url.clone()),
                 source: source.map_err(|e| ErrorReport::from(&e)),
                 init,
+                init_cpu: Some(init_cpu),
                 calls: Some((counter, init_calls, init_connections)),
                 first_read_done: AtomicBool::new(false),
             });
         }
-        Self::new(secret_id, built, envelope_warm_up)
+        let mut bench = Self::new(secret_id, built, envelope_warm_up);
+        bench.init_cpu = Some(process_cpu_time());
+        bench
     }
 
     /// A bench over sources built elsewhere (tests, embedders): `(name, source, init time)`.
@@ -144,6 +153,7 @@ impl Bench {
                 url: None,
                 source,
                 init,
+                init_cpu: None,
                 calls: None,
                 first_read_done: AtomicBool::new(false),
             })
@@ -156,6 +166,7 @@ impl Bench {
             secret_id,
             stacks,
             envelope_warm_up,
+            init_cpu: None,
             invocations: AtomicU64::new(0),
         }
     }
@@ -194,6 +205,7 @@ impl Bench {
                 stacks: Vec::new(),
                 copied: Some(copied),
                 envelope_warm_up_ms: None,
+                init_cpu_ms: None,
             });
         }
         if request.warm_reads > MAX_WARM_READS {
@@ -215,6 +227,7 @@ impl Bench {
             stacks,
             copied: None,
             envelope_warm_up_ms: self.envelope_warm_up.filter(|_| cold).map(millis),
+            init_cpu_ms: self.init_cpu.filter(|_| cold).map(millis),
         })
     }
 
@@ -274,6 +287,9 @@ impl Bench {
                 .flatten(),
             first_read_connections: None,
             warm_connections: None,
+            init_cpu_ms: stack.init_cpu.filter(|_| cold).map(millis),
+            first_read_cpu_ms: None,
+            warm_cpu_ms: None,
             compare_with: None,
         };
         let calls = || {
@@ -299,9 +315,13 @@ impl Bench {
         if !stack.first_read_done.swap(true, Ordering::Relaxed) {
             let before = calls();
             let opened = connections();
+            let cpu = process_cpu_time();
             let started = Instant::now();
             match source.get(&self.secret_id, &VersionSelector::Current).await {
-                Ok(_) => report.first_read_ms = Some(millis(started.elapsed())),
+                Ok(_) => {
+                    report.first_read_ms = Some(millis(started.elapsed()));
+                    report.first_read_cpu_ms = Some(millis(process_cpu_time().saturating_sub(cpu)));
+                }
                 Err(err) => report.error = Some(ErrorReport::from(&err)),
             }
             report.first_read_calls = before.zip(calls()).map(|(b, a)| difference(&a, &b));
@@ -310,6 +330,7 @@ impl Bench {
         let before = calls();
         let opened = connections();
         let mut samples = Vec::with_capacity(warm_reads as usize);
+        let cpu = process_cpu_time();
         for _ in 0..warm_reads {
             let started = Instant::now();
             match source.get(&self.secret_id, &VersionSelector::Current).await {
@@ -319,7 +340,9 @@ impl Bench {
                 }
             }
         }
+        let warm_cpu = process_cpu_time().saturating_sub(cpu);
         report.warm = warm_stats(&mut samples);
+        report.warm_cpu_ms = report.warm.as_ref().map(|_| millis(warm_cpu));
         if let (Some(before), Some(after)) = (before, calls()) {
             report.warm_calls = difference(&after, &before);
         }

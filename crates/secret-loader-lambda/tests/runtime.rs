@@ -56,6 +56,9 @@ async fn the_real_binary_answers_cold_then_warm_invocations() {
     let logs = runtime.stop();
 
     assert!(cold.cold && !warm.cold, "{cold:?} {warm:?}");
+    // The process's CPU time to the end of INIT, in the cold answer only.
+    assert!(cold.init_cpu_ms.is_some_and(|ms| ms > 0.0), "{cold:?}");
+    assert_eq!(warm.init_cpu_ms, None);
     let names: Vec<_> = cold.stacks.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["broken", "secretsmanager", "secretsmanager+memory"]);
     assert_eq!(cold.stacks[0].error.as_ref().unwrap().kind, "InvalidConfig");
@@ -66,6 +69,14 @@ async fn the_real_binary_answers_cold_then_warm_invocations() {
             "{stack:?}"
         );
         assert_eq!(stack.warm.as_ref().unwrap().count, 3);
+        // CPU time beside each wall time.
+        for cpu in [
+            stack.init_cpu_ms,
+            stack.first_read_cpu_ms,
+            stack.warm_cpu_ms,
+        ] {
+            assert!(cpu.is_some_and(|ms| ms >= 0.0), "{stack:?}");
+        }
         // Calls are counted on the wire: building a Secrets Manager stack calls nothing,
         // its first read is one GetSecretValue.
         assert_eq!(stack.init_calls, Some(Calls::new()), "{stack:?}");

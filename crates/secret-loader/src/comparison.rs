@@ -125,6 +125,17 @@ pub struct StackReport {
     /// New connections opened by this invocation's warm reads (0 when kept alive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm_connections: Option<u64>,
+    /// CPU time (user + system, every thread of the process) spent building the stack, ms;
+    /// with `init_ms`. Absent where not measured (older records, a Python peer's one stack,
+    /// which the process's `init_cpu_ms` covers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_cpu_ms: Option<f64>,
+    /// CPU time of the first read, ms; with `first_read_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_read_cpu_ms: Option<f64>,
+    /// CPU time of this invocation's warm reads together, ms; with `warm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_cpu_ms: Option<f64>,
     /// For a peer (a Python function doing what users do today): the Rust stack that does
     /// the same thing, which the report sets beside it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,4 +163,20 @@ pub struct Response {
     /// stack happens to run first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envelope_warm_up_ms: Option<f64>,
+    /// The process's CPU time (user + system, all its threads, as the kernel accounts it to
+    /// the process) from its start to the end of its INIT, ms: what Lambda's CPU share
+    /// throttles while INIT runs. In the environment's first invocation only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_cpu_ms: Option<f64>,
+}
+
+/// The calling process's CPU time so far (user + system, every thread, those ended
+/// included): `CLOCK_PROCESS_CPUTIME_ID`, nanosecond resolution.
+#[must_use]
+pub fn process_cpu_time() -> std::time::Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    std::time::Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
 }
