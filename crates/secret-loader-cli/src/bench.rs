@@ -31,7 +31,8 @@ use secret_loader_harness::{AwsNetwork, EndpointStats, LocalLambda};
 
 use crate::fleet::{FleetRate, Quotas};
 use crate::report::{
-    Invocation, NetworkRecord, PeerRun, Prices, ReportLine, Run, Settings, Target, TargetKind,
+    Invocation, LimitedRun, NetworkRecord, PeerRun, Prices, ReportLine, Run, Settings, Target,
+    TargetKind,
 };
 
 /// The environment variable changed to force a cold start.
@@ -160,6 +161,12 @@ struct LocalArgs {
     /// crate), run as it is but for the agent's path and port.
     #[arg(long, value_name = "FILE", env = "SECRET_LOADER_AGENT_EXTENSION")]
     agent_extension: Option<PathBuf>,
+    /// Also run the Rust function's cold starts (as many as `--cold`) with its processes
+    /// under the CPU share Lambda gives this memory size (MB; 1,769 MB is one vCPU), as a
+    /// cgroup CPU quota, for the report to set beside its model. Needs a writable cgroup CPU
+    /// controller (root).
+    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u32).range(128..=10240))]
+    cpu_limit: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -455,6 +462,7 @@ async fn drive(
         fleet: args.fleet.fleet.unwrap_or_default(),
         peers: Vec::new(),
         network: None,
+        cpu_limited: None,
     })
 }
 
@@ -728,8 +736,8 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
         functions: BTreeMap::new(),
     });
     let before = network.as_ref().map(AwsNetwork::stats);
-    let service =
-        LocalLambda::start(&bootstrap, LOCAL_FUNCTION, environment).map_err(BenchError::config)?;
+    let service = LocalLambda::start(&bootstrap, LOCAL_FUNCTION, environment.clone())
+        .map_err(BenchError::config)?;
     let client = aws_sdk_lambda::Client::from_conf(
         aws_sdk_lambda::config::Builder::from(&sdk)
             .endpoint_url(service.endpoint_url())
@@ -743,6 +751,60 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
     let run = drive(&client, LOCAL_FUNCTION, &args.run, prices, kind).await;
     service.stop();
     let mut run = run?;
+    if let Some(memory_mb) = args.cpu_limit {
+        eprintln!("secret-loader: {LOCAL_FUNCTION} under the CPU share of {memory_mb} MB");
+        let share = secret_loader_harness::lambda_cpu_share(memory_mb);
+        let limited = LocalLambda::start_runtime(
+            secret_loader_harness::Environment::new(&bootstrap)
+                .memory(memory_mb)
+                .enforce_cpu_share(),
+            LOCAL_FUNCTION,
+            environment.clone(),
+        )
+        .map_err(BenchError::config)?;
+        let client = aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::config::Builder::from(&sdk)
+                .endpoint_url(limited.endpoint_url())
+                .build(),
+        );
+        // Cold starts are what the quota is for: no warm invocations.
+        let cold_only = RunArgs {
+            cold: args.run.cold,
+            warm: 0,
+            reads: args.run.reads,
+            out: args.run.out.clone(),
+            prices: None,
+            fleet: FleetArgs {
+                quotas: None,
+                fleet: None,
+            },
+        };
+        let limited_run = drive(
+            &client,
+            LOCAL_FUNCTION,
+            &cold_only,
+            run.prices.clone(),
+            kind,
+        )
+        .await;
+        limited.stop();
+        let limited_run = limited_run?;
+        if let Some(error) = limited_run
+            .invocations
+            .iter()
+            .find_map(|i| i.error.as_deref())
+        {
+            return Err(BenchError::config(format!(
+                "under the CPU quota the function failed: {error}"
+            )));
+        }
+        run.cpu_limited = Some(LimitedRun {
+            memory_mb,
+            share,
+            mechanism: "a cgroup CPU quota (CFS) over the function's processes".into(),
+            invocations: limited_run.invocations,
+        });
+    }
     if let (Some(record), Some(network), Some(before)) = (&mut record, &network, &before) {
         record
             .functions

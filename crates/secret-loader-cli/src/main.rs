@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod bench;
+mod cpu_share;
 mod fleet;
 mod report;
 

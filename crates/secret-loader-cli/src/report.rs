@@ -168,6 +168,22 @@ pub(crate) struct Run {
     /// The network `bench local` put in front of the emulator (none: plain HTTP, or AWS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) network: Option<NetworkRecord>,
+    /// The function's cold starts again under a real CPU quota (`bench local --cpu-limit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cpu_limited: Option<LimitedRun>,
+}
+
+/// The function run with its processes under a CPU quota: Lambda's share for a memory size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LimitedRun {
+    /// The memory size whose share the quota gave.
+    pub(crate) memory_mb: u32,
+    /// The share of one CPU.
+    pub(crate) share: f64,
+    /// How the quota was set (`cgroup CPU quota`).
+    pub(crate) mechanism: String,
+    /// Every invocation, in order.
+    pub(crate) invocations: Vec<Invocation>,
 }
 
 /// The network model of a `bench local` run, and what its endpoints saw.
@@ -192,7 +208,7 @@ pub(crate) struct PeerRun {
 }
 
 /// Nearest-rank percentile of sorted `samples`.
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
@@ -289,7 +305,7 @@ fn add(total: &mut Calls, calls: &Calls) {
 }
 
 /// `1.23`, `12.3`, `123`; `0.0123` below 0.1.
-fn ms(value: f64) -> String {
+pub(crate) fn ms(value: f64) -> String {
     if value < 0.1 {
         format!("{value:.4}")
     } else if value < 10.0 {
@@ -799,6 +815,7 @@ pub(crate) fn markdown(run: &Run) -> String {
     if !run.peers.is_empty() {
         out.push_str(&peers_section(run, &stacks));
     }
+    out.push_str(&crate::cpu_share::markdown(run));
     if let Some(network) = &run.network {
         out.push_str(&network_section(network));
         out.push_str(&connections_section(run));

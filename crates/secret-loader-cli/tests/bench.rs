@@ -267,39 +267,56 @@ fn bench_lambda_reports_a_function_that_cannot_start() {
 fn bench_local_runs_every_backend_and_cache_end_to_end() {
     common::emulator_endpoint();
     let out = tempfile::tempdir().unwrap();
+    // Where this machine lets a process set a CPU quota (root, a cgroup CPU controller), the
+    // function's cold starts also run under 512 MB's share; elsewhere the run says why not.
+    let quota = secret_loader_harness::CpuQuota::new(1.0);
+    if let Err(why) = &quota {
+        eprintln!("no run under a CPU quota here: {why}");
+    }
+    let limited = quota.is_ok();
+    drop(quota);
+    let limit: &[&str] = if limited {
+        &["--cpu-limit", "512"]
+    } else {
+        &[]
+    };
     let output = secret_loader(
         &[
-            "bench",
-            "local",
-            "--cold",
-            "1",
-            "--warm",
-            "1",
-            "--reads",
-            "2",
-            "--bootstrap",
-            bootstrap().to_str().unwrap(),
-            "--secret-id",
-            common::unique_id("bench-local").as_str(),
-            "--out",
-            out.path().to_str().unwrap(),
-            "--peers",
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../functions/python")
-                .to_str()
-                .unwrap(),
-            "--python",
-            &std::env::var("SECRET_LOADER_PYTHON")
-                .expect("SECRET_LOADER_PYTHON: run the tests with scripts/test"),
-            "--extension",
-            extension().to_str().unwrap(),
-            "--agent",
-            &std::env::var("SECRET_LOADER_AGENT")
-                .expect("SECRET_LOADER_AGENT: run the tests with scripts/test"),
-            "--agent-extension",
-            &std::env::var("SECRET_LOADER_AGENT_EXTENSION")
-                .expect("SECRET_LOADER_AGENT_EXTENSION: run the tests with scripts/test"),
-        ],
+            &[
+                "bench",
+                "local",
+                "--cold",
+                "1",
+                "--warm",
+                "1",
+                "--reads",
+                "2",
+                "--bootstrap",
+                bootstrap().to_str().unwrap(),
+                "--secret-id",
+                common::unique_id("bench-local").as_str(),
+                "--out",
+                out.path().to_str().unwrap(),
+                "--peers",
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../functions/python")
+                    .to_str()
+                    .unwrap(),
+                "--python",
+                &std::env::var("SECRET_LOADER_PYTHON")
+                    .expect("SECRET_LOADER_PYTHON: run the tests with scripts/test"),
+                "--extension",
+                extension().to_str().unwrap(),
+                "--agent",
+                &std::env::var("SECRET_LOADER_AGENT")
+                    .expect("SECRET_LOADER_AGENT: run the tests with scripts/test"),
+                "--agent-extension",
+                &std::env::var("SECRET_LOADER_AGENT_EXTENSION")
+                    .expect("SECRET_LOADER_AGENT_EXTENSION: run the tests with scripts/test"),
+            ],
+            limit,
+        ]
+        .concat(),
         &[],
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -399,7 +416,24 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
         assert!(stack["error"].is_null(), "{stack}");
         assert!(stack["first_read_ms"].is_f64(), "{stack}");
         assert_eq!(stack["warm"]["count"], 2, "{stack}");
+        // CPU time beside wall time, for building, the first read and the warm reads.
+        for cpu in ["init_cpu_ms", "first_read_cpu_ms", "warm_cpu_ms"] {
+            assert!(
+                stack[cpu].as_f64().is_some_and(|ms| ms >= 0.0),
+                "{cpu}: {stack}"
+            );
+        }
     }
+    // The process's CPU time to the end of its INIT: more than nothing, less than the time
+    // INIT took on every core of this machine.
+    let init_cpu = invocations[0]["response"]["init_cpu_ms"].as_f64().unwrap();
+    let init_wall = invocations[0]["report"]["init_ms"].as_f64().unwrap();
+    let cores = std::thread::available_parallelism().unwrap().get() as f64;
+    assert!(
+        init_cpu > 0.0 && init_cpu <= init_wall * cores,
+        "{init_cpu} ms of CPU in {init_wall} ms"
+    );
+    assert!(invocations[1]["response"]["init_cpu_ms"].is_null());
     let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     assert!(
         report.contains("**Emulator on loopback, not AWS.**"),
@@ -457,6 +491,58 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
             assert!(stack["compare_with"].is_string(), "{stack}");
         }
         assert!(invocations[0]["report"]["init_ms"].is_f64(), "{peer}");
+        // The interpreter's CPU time to the end of its INIT, and each read's.
+        assert!(
+            invocations[0]["response"]["init_cpu_ms"]
+                .as_f64()
+                .is_some_and(|ms| ms > 0.0),
+            "{peer}"
+        );
+        for stack in invocations[1]["response"]["stacks"].as_array().unwrap() {
+            assert!(stack["warm_cpu_ms"].is_f64(), "{stack}");
+        }
+    }
+    // The CPU section models every function's cold starts at Lambda's shares.
+    let cpu = report
+        .split("## CPU time, and Lambda's CPU share (model)")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no CPU section: {report}"));
+    for function in [
+        "secret-loader-comparison",
+        "python-boto3-module",
+        "python-agent",
+    ] {
+        assert!(
+            cpu.lines()
+                .any(|l| l.starts_with(&format!("| {function} |"))),
+            "no process init row for {function}: {cpu}"
+        );
+    }
+    for stack in ["secretsmanager", "s3+kms", "python-boto3-module-client"] {
+        let row = cpu
+            .lines()
+            .find(|l| l.starts_with(&format!("| {stack} |")))
+            .unwrap_or_else(|| panic!("no modelled row for {stack}: {cpu}"));
+        assert!(!row.contains('–'), "{row}");
+    }
+    if limited {
+        let run = &raw["cpu_limited"];
+        assert_eq!(run["memory_mb"], 512, "{run}");
+        let cold = &run["invocations"][0]["response"];
+        assert_eq!(cold["cold"], true, "{run}");
+        for stack in cold["stacks"].as_array().unwrap() {
+            assert!(stack["error"].is_null(), "{stack}");
+        }
+        let section = cpu
+            .split("### The model against a real quota")
+            .nth(1)
+            .unwrap();
+        assert!(
+            section.lines().any(|l| l.starts_with("| secretsmanager |")),
+            "{section}"
+        );
+    } else {
+        assert!(raw["cpu_limited"].is_null());
     }
     let boto3 = &peers[0]["invocations"][1]["response"]["stacks"][0];
     assert_eq!(
