@@ -17,7 +17,7 @@ const MODEL_MEMORY_MB: [u32; 3] = [1769, 512, 128];
 /// The share of one CPU a single-threaded cold start can use at `memory_mb` (Lambda gives
 /// more than one vCPU above 1,769 MB; one thread uses one).
 pub(crate) fn share(memory_mb: u32) -> f64 {
-    (f64::from(memory_mb) / f64::from(secret_loader_harness::cpu::ONE_VCPU_MB)).min(1.0)
+    secret_loader_harness::lambda_cpu_share(memory_mb).min(1.0)
 }
 
 /// `wall` at `share` of one CPU: the time not on the CPU (waiting on the network, on other
