@@ -29,11 +29,11 @@ use secret_loader::comparison::Response;
 use secret_loader::{Config, Error, ErrorKind, SecretId, SecretValue};
 use secret_loader_harness::{AwsNetwork, EndpointStats, LocalLambda};
 
-use crate::fleet::{FleetRate, Quotas};
+use crate::fleet::FleetRate;
 use crate::report::{
-    Invocation, LimitedRun, NetworkRecord, PeerRun, Prices, ReportLine, Run, Settings, Target,
-    TargetKind,
+    Invocation, LimitedRun, NetworkRecord, PeerRun, ReportLine, Run, Settings, Target, TargetKind,
 };
+use crate::tables::{Prices, Quotas};
 
 /// The environment variable changed to force a cold start.
 pub(crate) const NONCE_ENV: &str = "SECRET_LOADER_BENCH_NONCE";
@@ -83,11 +83,14 @@ struct RunArgs {
 /// The fleet model's inputs.
 #[derive(Debug, Args)]
 struct FleetArgs {
-    /// Request quotas for the fleet model (TOML, as the bundled quotas.toml); default: bundled.
+    /// Request quotas for the fleet model (TOML, as the bundled quotas.toml); default: bundled,
+    /// at the run's Region.
     #[arg(long, value_name = "FILE")]
     quotas: Option<PathBuf>,
-    /// The fleet's rate for the model's cost column: `cold_per_s=N,reads_per_s=M`
-    /// (default 10 cold starts/s and 1,000 warm reads/s).
+    /// The fleet the model is worked for: `key=value,...`, any of cold_per_s (default 10),
+    /// reads_per_s (1000), functions (1), concurrency (100 environments), secrets (1), ttl_s
+    /// (300), version_check (false), key (customer-managed | aws-managed), bucket_key (false),
+    /// envelope_sse_kms (false), azs (2).
     #[arg(long, value_name = "RATE", value_parser = parse_fleet_rate)]
     fleet: Option<FleetRate>,
 }
@@ -189,10 +192,11 @@ struct ReportArgs {
     /// Directory for report.md and report.svg.
     #[arg(long, default_value = "bench-report", value_name = "DIR")]
     out: PathBuf,
-    /// Prices to use instead of the ones recorded in raw.json.
+    /// Prices to use instead of the bundled ones (raw.json keeps those the run was reported
+    /// with; the report uses this CLI's tables, the best it knows).
     #[arg(long, value_name = "FILE")]
     prices: Option<PathBuf>,
-    /// Quotas and rate to use instead of the ones recorded in raw.json.
+    /// Quotas (instead of the bundled ones) and the fleet (instead of the one recorded).
     #[command(flatten)]
     fleet: FleetArgs,
 }
@@ -208,12 +212,8 @@ pub(crate) async fn bench(args: BenchArgs, kms_key: Option<String>) -> Result<()
             let mut run: Run = serde_json::from_str(&text).map_err(|e| {
                 BenchError::config(format!("{} is not a recorded run: {e}", args.raw.display()))
             })?;
-            if let Some(path) = &args.prices {
-                run.prices = read_prices(Some(path))?;
-            }
-            if let Some(path) = &args.fleet.quotas {
-                run.quotas = read_quotas(Some(path))?;
-            }
+            run.prices = read_prices(args.prices.as_deref())?;
+            run.quotas = read_quotas(args.fleet.quotas.as_deref())?;
             if let Some(rate) = args.fleet.fleet {
                 run.fleet = rate;
             }

@@ -14,6 +14,7 @@ mod bench;
 mod cpu_share;
 mod fleet;
 mod report;
+mod tables;
 
 use clap::{Args, Parser, Subcommand};
 use secrecy::ExposeSecret;

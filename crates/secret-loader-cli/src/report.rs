@@ -13,44 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use secret_loader_harness::EndpointStats;
 
-use crate::fleet::{FleetRate, Quotas, StackCalls};
-
-/// The published prices bundled with the CLI (see the file for where they come from).
-pub(crate) const DEFAULT_PRICES: &str = include_str!("prices.toml");
-
-/// Prices the cost columns are computed from: USD, given as inputs (`--prices FILE`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Prices {
-    /// Where the numbers come from (shown under the table).
-    pub(crate) source: String,
-    /// USD per request, by service as the SDK signs it (`secretsmanager`, `kms`, `s3`).
-    pub(crate) per_request: BTreeMap<String, f64>,
-    /// USD per GB-second of Lambda duration, by architecture (`x86_64`, `arm64`).
-    pub(crate) lambda_gb_second: BTreeMap<String, f64>,
-    /// KMS requests S3 makes for each GET of an SSE-KMS object (1 without an S3 Bucket Key):
-    /// billed to the caller, invisible to its client.
-    pub(crate) sse_kms_kms_requests_per_get: f64,
-    /// USD per Parameter Store request with its higher-throughput setting on (standard
-    /// throughput is free); the fleet model uses it where a rate needs that setting.
-    #[serde(default)]
-    pub(crate) ssm_higher_throughput_per_request: f64,
-}
-
-impl Prices {
-    /// Parses a prices file.
-    ///
-    /// # Errors
-    /// A message naming what is wrong.
-    pub(crate) fn from_toml(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| format!("invalid prices file: {e}"))
-    }
-
-    /// The bundled prices.
-    pub(crate) fn bundled() -> Self {
-        Self::from_toml(DEFAULT_PRICES).expect("the bundled prices parse")
-    }
-}
+use crate::fleet::{Compute, FleetRate, StackCalls};
+use crate::tables::{Prices, Quotas, by_service, with_on_behalf};
 
 /// Where a run ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -369,40 +333,16 @@ fn backend_of(source: &str) -> &str {
     head.rsplit('(').next().unwrap_or(head)
 }
 
-/// The service of a call counted as `service:Operation` (or, in older runs, `service`).
-fn service_of(operation: &str) -> &str {
-    operation.split(':').next().unwrap_or(operation)
-}
-
-/// Requests per warm read, by service, with the ones a service makes for us added.
-fn billed_requests(summary: &StackSummary, prices: &Prices) -> BTreeMap<String, f64> {
+/// Requests per warm read, by service: the calls the function made and those services made
+/// on its behalf (billed all the same).
+fn billed_requests(summary: &StackSummary, run: &Run) -> BTreeMap<String, f64> {
     let backend = summary.source.as_deref().map_or("", backend_of);
-    billed_by_service(
+    by_service(&with_on_behalf(
         &per_read(&summary.warm_calls, summary.warm_reads_counted),
         backend,
-        prices,
-    )
-}
-
-/// The requests billed for `calls` (by `service:Operation`) of a stack over `backend`, by
-/// service: the calls themselves, plus the KMS requests S3 makes for each SSE-KMS GET (the
-/// client can't see those, the bill has them).
-pub(crate) fn billed_by_service(
-    calls: &BTreeMap<String, f64>,
-    backend: &str,
-    prices: &Prices,
-) -> BTreeMap<String, f64> {
-    let mut requests = BTreeMap::new();
-    for (operation, n) in calls {
-        *requests
-            .entry(service_of(operation).to_owned())
-            .or_default() += n;
-    }
-    if backend == "s3+sse-kms" {
-        let gets = requests.get("s3").copied().unwrap_or(0.0);
-        *requests.entry("kms".into()).or_default() += gets * prices.sse_kms_kms_requests_per_get;
-    }
-    requests
+        &run.quotas.on_behalf,
+        run.fleet.on_behalf(),
+    ))
 }
 
 /// USD for `requests` (by service) at the per-request prices; services without a price are
@@ -596,8 +536,8 @@ fn peers_section(run: &Run, rust: &BTreeMap<String, StackSummary>) -> String {
         }
         for (name, summary) in summarize_invocations(&peer.invocations) {
             let warm_per_read = per_read(&summary.warm_calls, summary.warm_reads_counted);
-            let cost = request_cost(&billed_requests(&summary, prices), prices, &mut Vec::new())
-                * 10_000.0;
+            let cost =
+                request_cost(&billed_requests(&summary, run), prices, &mut Vec::new()) * 10_000.0;
             let (rust_name, rust_first, rust_warm) = match summary
                 .compare_with
                 .as_deref()
@@ -741,7 +681,7 @@ pub(crate) fn markdown(run: &Run) -> String {
         let warm_per_read = per_read(&summary.warm_calls, summary.warm_reads_counted);
         let first_per_read = per_read(&summary.first_read_calls, summary.first_reads_counted);
         let request_cost =
-            request_cost(&billed_requests(summary, prices), prices, &mut unpriced) * 10_000.0;
+            request_cost(&billed_requests(summary, run), prices, &mut unpriced) * 10_000.0;
         let compute = match (percentile(&summary.warm, 0.5), gb_second) {
             (Some(p50), Some(price)) => {
                 dollars(p50 / 1000.0 * f64::from(target.memory_mb) / 1024.0 * price * 10_000.0)
@@ -762,25 +702,12 @@ pub(crate) fn markdown(run: &Run) -> String {
     }
     let _ = writeln!(
         out,
-        "\nCosts from {} Requests: the warm-read calls above at the per-request prices{}. \
-         Compute: the warm p50 at {} MB and the {} price per GB-second. Monthly charges \
-         (per secret, per key, storage, VPC endpoints) are not per read and not included.",
-        prices.source,
-        if stacks.values().any(|s| s
-            .source
-            .as_deref()
-            .is_some_and(|s| backend_of(s) == "s3+sse-kms"))
-        {
-            format!(
-                ", plus {} KMS request per S3 GET for SSE-KMS (S3 calls KMS for us; the client \
-                 does not see it)",
-                prices.sse_kms_kms_requests_per_get
-            )
-        } else {
-            String::new()
-        },
-        target.memory_mb,
-        target.architecture,
+        "\nCosts from {} Requests: the warm-read calls above at the per-request prices, plus \
+         the KMS requests services make on your behalf (listed under the fleet model: S3 for \
+         SSE-KMS, Secrets Manager, Parameter Store's SecureString), billed to you all the same. \
+         Compute: the warm p50 at {} MB and the {} price per GB-second. Monthly fees (per \
+         secret, per key, VPC endpoints) are in the fleet model's month.",
+        prices.source, target.memory_mb, target.architecture,
     );
     unpriced.sort();
     unpriced.dedup();
@@ -828,23 +755,30 @@ pub(crate) fn markdown(run: &Run) -> String {
             // A stack that never read (an error row above) has nothing to model.
             let read = !(summary.first_read.is_empty() && summary.warm.is_empty());
             let counted = summary.inits_counted.max(summary.first_reads_counted);
+            let source = summary.source.as_deref().unwrap_or("");
             let calls = StackCalls {
-                backend: summary
-                    .source
-                    .as_deref()
-                    .map_or_else(String::new, |s| backend_of(s).to_owned()),
+                backend: backend_of(source).to_owned(),
+                cached: source.starts_with("memory(") || source.starts_with("tmp["),
                 per_cold_start: (read && counted > 0).then(|| per_read(&cold, counted)),
+                per_first_read: (read && summary.first_reads_counted > 0)
+                    .then(|| per_read(&summary.first_read_calls, summary.first_reads_counted)),
                 per_warm_read: (read && summary.warm_reads_counted > 0)
                     .then(|| per_read(&summary.warm_calls, summary.warm_reads_counted)),
+                warm_p50_ms: percentile(&summary.warm, 0.5),
             };
             (name.clone(), calls)
         })
         .collect();
     out.push_str(&crate::fleet::markdown(
         &fleet_stacks,
-        &run.quotas,
+        &run.quotas.for_region(&target.region),
         prices,
         run.fleet,
+        Compute {
+            memory_mb: target.memory_mb,
+            gb_second,
+        },
+        &target.region,
     ));
     let _ = writeln!(out, "\n## Stacks\n");
     for (name, summary) in &stacks {
@@ -1004,12 +938,5 @@ mod tests {
         assert_eq!(backend_of("s3+kms(b/p)"), "s3+kms");
         assert_eq!(backend_of("secretsmanager(us-east-1)"), "secretsmanager");
         assert_eq!(backend_of("memory"), "memory");
-    }
-
-    #[test]
-    fn the_bundled_prices_parse() {
-        let prices = Prices::bundled();
-        assert!(prices.per_request.contains_key("secretsmanager"));
-        assert!(prices.lambda_gb_second.contains_key("arm64"));
     }
 }

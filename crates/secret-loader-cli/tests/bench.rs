@@ -446,7 +446,7 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
     // The fleet section: Parameter Store's 40/s get quota comes first for bare ssm reads,
     // the plaintext baseline makes no call at all.
     assert!(
-        report.contains("## What a fleet hits first (a model)"),
+        report.contains("## What a fleet hits first, and what it costs (a model)"),
         "{report}"
     );
     let fleet_row = |name: &str| {
@@ -463,6 +463,13 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
     );
     assert!(fleet_row("env").contains("| 0 | 0 |"), "{report}");
     assert!(fleet_row("env+kms").contains("kms:Decrypt 1"), "{report}");
+    // The emulator's Region is in the bundled tables: nothing said of it.
+    assert!(
+        report.contains("request quotas of **us-east-1**"),
+        "{report}"
+    );
+    assert!(!report.contains("does not know us-east-1"), "{report}");
+    assert!(!report.contains("prices are not us-east-1's"), "{report}");
 
     // The Python peers ran the same way, each stack read without an error, beside its Rust
     // stack.
@@ -628,4 +635,55 @@ fn bench_report_refuses_what_is_not_a_recorded_run() {
     );
     assert_eq!(output.status.code(), Some(7));
     assert!(String::from_utf8_lossy(&output.stderr).contains("is not a recorded run"));
+}
+
+/// A recorded run in a Region the bundled tables don't hold for: the report says so where the
+/// model starts, and names the Region whose figures it has, instead of passing them off as
+/// the run's.
+#[test]
+fn a_run_in_a_region_the_tables_lack_says_so() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bench/local-emulator/raw.json");
+    let mut raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    for (region, quotas_known) in [("cn-north-1", false), ("eu-central-1", true)] {
+        raw["target"]["region"] = serde_json::json!(region);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raw.json");
+        std::fs::write(&path, raw.to_string()).unwrap();
+        let output = secret_loader(
+            &[
+                "bench",
+                "report",
+                path.to_str().unwrap(),
+                "--out",
+                dir.path().to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(output.status.success(), "{output:?}");
+        let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+        assert!(
+            report.contains(&format!("request quotas of **{region}**")),
+            "{report}"
+        );
+        assert!(
+            report.contains(&format!(
+                "**The prices are not {region}'s** (they hold for us-east-1)"
+            )),
+            "{report}"
+        );
+        assert_eq!(
+            report.contains(&format!("**The quota table does not know {region}**")),
+            !quotas_known,
+            "{report}"
+        );
+        if quotas_known {
+            // eu-central-1's own KMS quota, not us-east-1's.
+            assert!(
+                report.contains("| KMS cryptographic operations (symmetric) | 20,000/s |"),
+                "{report}"
+            );
+        }
+    }
 }
