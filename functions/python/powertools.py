@@ -1,5 +1,5 @@
 """python-powertools: AWS Lambda Powertools' Parameters utility with its default caching
-(5 s, POWERTOOLS_PARAMETERS_MAX_AGE): `get_secret` for Secrets Manager and `get_parameter`
+(300 s in 3.x, POWERTOOLS_PARAMETERS_MAX_AGE): `get_secret` for Secrets Manager and `get_parameter`
 for Parameter Store, each transformed from JSON, then `access_key` and `secret_key`."""
 
 import os
@@ -31,14 +31,14 @@ handler = measure.handler_for(
         measure.Stack(
             "python-powertools-secret",
             get_secret,
-            source="powertools parameters.get_secret (default 5 s cache)",
+            source="powertools parameters.get_secret (default 300 s cache)",
             compare_with="secretsmanager+memory",
             init_ms=_INIT_MS,
         ),
         measure.Stack(
             "python-powertools-parameter",
             get_parameter,
-            source="powertools parameters.get_parameter, decrypt (default 5 s cache)",
+            source="powertools parameters.get_parameter, decrypt (default 300 s cache)",
             compare_with="ssm+memory",
         ),
     ]
