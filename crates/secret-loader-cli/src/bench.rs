@@ -31,7 +31,8 @@ use secret_loader_harness::{AwsNetwork, EndpointStats, LocalLambda};
 
 use crate::fleet::FleetRate;
 use crate::report::{
-    Invocation, LimitedRun, NetworkRecord, PeerRun, ReportLine, Run, Settings, Target, TargetKind,
+    Invocation, LimitedRun, NetworkRecord, Observation, PeerRun, ReportLine, RotationRecord, Run,
+    Settings, Target, TargetKind,
 };
 use crate::tables::{Prices, Quotas};
 
@@ -170,6 +171,12 @@ struct LocalArgs {
     /// controller (root).
     #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u32).range(128..=10240))]
     cpu_limit: Option<u32>,
+    /// The rotation drill's cache TTL. After the run, a new environment reads the secret
+    /// through every backend bare and behind caches with this TTL, a new generation of the
+    /// secret is written into every store, and the drill watches how long each stack keeps
+    /// serving the old one. `0s` leaves the drill out.
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    rotation_ttl: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -233,28 +240,40 @@ fn read_prices(path: Option<&Path>) -> Result<Prices, BenchError> {
     }
 }
 
-/// Writes report.md and report.svg (and raw.json when `raw`) into `out`; prints the Markdown.
+/// Writes report.md, the charts (report.svg, monthly-cost.svg, and cold-starts.svg when the
+/// run has peers) and raw.json when `raw` into `out`; prints the Markdown.
 fn write_report(run: &Run, out: &Path, raw: bool) -> Result<(), BenchError> {
     let io = |what: &Path, e: std::io::Error| {
         BenchError::config(format!("cannot write {}: {e}", what.display()))
     };
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let markdown = crate::report::markdown(run);
-    let svg = crate::report::svg(run).map_err(|e| BenchError::config(format!("chart: {e}")))?;
-    let mut files = vec![("report.md", markdown.clone()), ("report.svg", svg)];
+    let chart = |e: String| BenchError::config(format!("chart: {e}"));
+    let mut files = vec![
+        ("report.md", markdown.clone()),
+        ("report.svg", crate::report::svg(run).map_err(chart)?),
+        (
+            "monthly-cost.svg",
+            crate::charts::monthly_cost(run).map_err(chart)?,
+        ),
+    ];
+    if let Some(svg) = crate::charts::cold_starts(run) {
+        files.push(("cold-starts.svg", svg.map_err(chart)?));
+    }
     if raw {
         let json = serde_json::to_string_pretty(run)
             .map_err(|e| BenchError::config(format!("cannot encode the run: {e}")))?;
         files.push(("raw.json", json + "\n"));
     }
-    for (name, text) in files {
+    let names: Vec<&str> = files.iter().map(|(name, _)| *name).collect();
+    for (name, text) in &files {
         let path = out.join(name);
         std::fs::write(&path, text).map_err(|e| io(&path, e))?;
     }
     print!("{markdown}");
     eprintln!(
-        "secret-loader: wrote report.md, report.svg{} in {}",
-        if raw { " and raw.json" } else { "" },
+        "secret-loader: wrote {} in {}",
+        names.join(", "),
         out.display()
     );
     Ok(())
@@ -463,6 +482,7 @@ async fn drive(
         peers: Vec::new(),
         network: None,
         cpu_limited: None,
+        rotation: None,
     })
 }
 
@@ -695,11 +715,9 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
     let backends = backends(&bucket, &kms_key, &file_root, &id, emulator);
     // The value: random, JSON like the API keys it stands for; it is never printed.
     // The seed's fields, which the Python peers read as the seed does.
-    let value = SecretValue::text(format!(
-        r#"{{"access_key":"AKIA{}","secret_key":"{}","issued_by":"secret-loader bench"}}"#,
-        random_hex(8).to_uppercase(),
-        random_hex(20)
-    ));
+    // `generation` tells the rotation drill's new value from the old without either leaving
+    // the function.
+    let value = bench_value(1);
     let stacks = stacks(&backends, &kms_key);
     let mut environment = BTreeMap::from([
         (
@@ -878,8 +896,193 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
             });
         }
     }
+    if !args.rotation_ttl.is_zero() {
+        eprintln!(
+            "secret-loader: rotation drill (cache TTL {})",
+            humantime::format_duration(args.rotation_ttl)
+        );
+        let drill = RotationDrill {
+            sdk: &sdk,
+            bootstrap: &bootstrap,
+            backends: &backends,
+            id: &id,
+            kms_key: &kms_key,
+            environment: &environment,
+            ttl: args.rotation_ttl,
+        };
+        run.rotation = Some(drill.run().await?);
+    }
     run.network = record;
     finish(&run, &args.run.out)
+}
+
+/// The benchmark's secret: random, JSON like the API keys it stands for (the seed's fields,
+/// which the Python peers read as the seed does); it is never printed.
+fn bench_value(generation: u64) -> SecretValue {
+    SecretValue::text(format!(
+        r#"{{"access_key":"AKIA{}","secret_key":"{}","issued_by":"secret-loader bench","generation":{generation}}}"#,
+        random_hex(8).to_uppercase(),
+        random_hex(20)
+    ))
+}
+
+/// `bench local`'s rotation drill: how long each stack keeps serving a secret after a new
+/// value is made current in its store.
+struct RotationDrill<'a> {
+    sdk: &'a aws_config::SdkConfig,
+    bootstrap: &'a Path,
+    backends: &'a [Backend],
+    id: &'a SecretId,
+    kms_key: &'a str,
+    /// The run's function environment (variables, network), whose stacks the drill replaces.
+    environment: &'a BTreeMap<String, String>,
+    ttl: Duration,
+}
+
+impl RotationDrill<'_> {
+    /// Every backend bare; the stores' behind a memory cache and an encrypted `/tmp` cache
+    /// of the drill's TTL, and Secrets Manager's memory cache with its version check too.
+    fn stacks(&self, tmp_dir: &Path) -> BTreeMap<String, String> {
+        let ttl = format!("{}ms", self.ttl.as_millis());
+        let mut stacks = BTreeMap::new();
+        for backend in self.backends {
+            let (name, url) = (backend.name, &backend.url);
+            stacks.insert(name.to_owned(), url.clone());
+            if !matches!(backend.seed, Seed::Put) {
+                continue;
+            }
+            let join = if url.contains('?') { '&' } else { '?' };
+            stacks.insert(
+                format!("{name}+memory"),
+                format!("{url}{join}memory_ttl={ttl}"),
+            );
+            if backend.tmp {
+                stacks.insert(
+                    format!("{name}+tmp"),
+                    format!(
+                        "{url}{join}tmp_ttl={ttl}&tmp_kms_key_id={}&tmp_dir={}",
+                        self.kms_key,
+                        tmp_dir.display()
+                    ),
+                );
+            }
+            if name == "secretsmanager" {
+                stacks.insert(
+                    format!("{name}+memory+check"),
+                    format!("{url}{join}memory_ttl={ttl}&memory_version_check=true"),
+                );
+            }
+        }
+        stacks
+    }
+
+    async fn run(&self) -> Result<RotationRecord, BenchError> {
+        // A `/tmp` cache of its own: the run's entries (1 h TTL) are not the drill's.
+        let scratch = tempfile::Builder::new()
+            .prefix("secret-loader-drill-")
+            .tempdir()
+            .map_err(|e| BenchError::config(format!("cannot make a directory: {e}")))?;
+        let stacks = self.stacks(scratch.path());
+        let mut environment = self.environment.clone();
+        environment.insert(
+            secret_loader::comparison::STACKS_ENV.to_owned(),
+            serde_json::to_string(&stacks).unwrap_or_default(),
+        );
+        let service = LocalLambda::start(self.bootstrap, LOCAL_FUNCTION, environment)
+            .map_err(BenchError::config)?;
+        let outcome = self.watch(&service, &stacks).await;
+        service.stop();
+        outcome
+    }
+
+    async fn watch(
+        &self,
+        service: &LocalLambda,
+        stacks: &BTreeMap<String, String>,
+    ) -> Result<RotationRecord, BenchError> {
+        let client = aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::config::Builder::from(self.sdk)
+                .endpoint_url(service.endpoint_url())
+                .build(),
+        );
+        let payload = r#"{"warm_reads": 1, "generation": true}"#;
+        let observe =
+            |invocation: Invocation| -> Result<BTreeMap<String, Option<u64>>, BenchError> {
+                let response = invocation.response.ok_or_else(|| {
+                    BenchError::config(format!(
+                        "rotation drill: the function failed: {}",
+                        invocation.error.as_deref().unwrap_or("no answer")
+                    ))
+                })?;
+                if let Some((name, error)) = response
+                    .stacks
+                    .iter()
+                    .find_map(|s| s.error.as_ref().map(|e| (&s.name, e)))
+                {
+                    return Err(BenchError::config(format!(
+                        "rotation drill: stack {name}: {}: {}",
+                        error.kind, error.message
+                    )));
+                }
+                Ok(response
+                    .stacks
+                    .into_iter()
+                    .map(|s| (s.name, s.generation))
+                    .collect())
+            };
+        let cold_started = Instant::now();
+        let before = observe(invoke(&client, LOCAL_FUNCTION, payload, true).await)?;
+        // The new generation, made current in every store (the variables change only with
+        // the function's configuration).
+        let value = bench_value(2);
+        for backend in self.backends {
+            if matches!(backend.seed, Seed::Put) {
+                Config::from_url(&backend.url)?
+                    .build_store()
+                    .await?
+                    .put(self.id, &value)
+                    .await?;
+            }
+        }
+        let rotated = Instant::now();
+        let stored: Vec<String> = stacks
+            .keys()
+            .filter(|name| {
+                self.backends.iter().any(|b| {
+                    matches!(b.seed, Seed::Put)
+                        && (name.as_str() == b.name || name.starts_with(&format!("{}+", b.name)))
+                })
+            })
+            .cloned()
+            .collect();
+        let interval = (self.ttl / 8).max(Duration::from_millis(100));
+        let deadline = self.ttl * 2 + Duration::from_secs(1);
+        let mut after = Vec::new();
+        loop {
+            let at = rotated.elapsed();
+            let generations = observe(invoke(&client, LOCAL_FUNCTION, payload, false).await)?;
+            let done = stored
+                .iter()
+                .all(|name| generations.get(name) == Some(&Some(2)));
+            after.push(Observation {
+                at_ms: at.as_secs_f64() * 1000.0,
+                generations,
+            });
+            if done || rotated.elapsed() >= deadline {
+                break;
+            }
+            tokio::time::sleep(interval.saturating_sub(rotated.elapsed() - at)).await;
+        }
+        Ok(RotationRecord {
+            ttl_ms: self.ttl.as_secs_f64() * 1000.0,
+            interval_ms: interval.as_secs_f64() * 1000.0,
+            first_read_ms_before: (rotated - cold_started).as_secs_f64() * 1000.0,
+            stacks: stacks.clone(),
+            stored,
+            before,
+            after,
+        })
+    }
 }
 
 /// What each of `network`'s endpoints saw since `before`.

@@ -73,6 +73,16 @@ fn cold_starts(invocations: &[Invocation]) -> BTreeMap<String, Vec<Cold>> {
     by_stack
 }
 
+/// Per stack of the function and of every peer, the p50 of its whole cold start, wall, ms
+/// (process init as a function holding that stack alone would pay it, plus the first read).
+pub(crate) fn cold_start_p50s(run: &Run) -> BTreeMap<String, f64> {
+    std::iter::once(run.invocations.as_slice())
+        .chain(run.peers.iter().map(|p| p.invocations.as_slice()))
+        .flat_map(cold_starts)
+        .filter_map(|(name, colds)| Some((name, p50_of(&colds, |c| c.wall)?)))
+        .collect()
+}
+
 /// Per stack, the warm reads' CPU time per read (all invocations together).
 fn warm_cpu(invocations: &[Invocation]) -> BTreeMap<String, f64> {
     let mut totals: BTreeMap<String, (f64, u64)> = BTreeMap::new();

@@ -494,7 +494,7 @@ fn calls_text(calls: &BTreeMap<String, f64>) -> String {
         .join(", ")
 }
 
-fn rate_text(value: f64) -> String {
+pub(crate) fn rate_text(value: f64) -> String {
     if value >= 100.0 {
         let whole = value.floor() as u64;
         let digits = whole.to_string();

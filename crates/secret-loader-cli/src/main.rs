@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod bench;
+mod charts;
+mod choosing;
 mod cpu_share;
 mod fleet;
 mod report;

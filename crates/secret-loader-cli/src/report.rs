@@ -135,6 +135,110 @@ pub(crate) struct Run {
     /// The function's cold starts again under a real CPU quota (`bench local --cpu-limit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) cpu_limited: Option<LimitedRun>,
+    /// The rotation drill (`bench local --rotation-ttl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) rotation: Option<RotationRecord>,
+}
+
+/// The rotation drill: a new environment read the secret (generation 1) through `stacks`,
+/// then generation 2 was made current in every store and the function invoked until every
+/// store's stack read it, or twice the TTL and a second had passed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RotationRecord {
+    /// The caches' TTL, ms.
+    pub(crate) ttl_ms: f64,
+    /// The time between invocations, ms.
+    pub(crate) interval_ms: f64,
+    /// From the start of the environment's first invocation (its first reads) to the moment
+    /// the last store had the new value, ms.
+    pub(crate) first_read_ms_before: f64,
+    /// Name → source URL.
+    pub(crate) stacks: BTreeMap<String, String>,
+    /// The stacks over a store the drill wrote to (the others are variables).
+    pub(crate) stored: Vec<String>,
+    /// What each stack read in the first invocation.
+    pub(crate) before: BTreeMap<String, Option<u64>>,
+    /// Each later invocation.
+    pub(crate) after: Vec<Observation>,
+}
+
+/// One invocation of the drill after the rotation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Observation {
+    /// When it started, ms after the last store had the new value.
+    pub(crate) at_ms: f64,
+    /// The generation each stack read.
+    pub(crate) generations: BTreeMap<String, Option<u64>>,
+}
+
+/// Per stack: the last observation that read the old generation and the first that read the
+/// new one, ms after the rotation (`None`: not within the drill).
+pub(crate) fn staleness(drill: &RotationRecord) -> BTreeMap<String, (Option<f64>, Option<f64>)> {
+    drill
+        .stacks
+        .keys()
+        .map(|name| {
+            let generation = |o: &Observation| o.generations.get(name).copied().flatten();
+            let first_new = drill.after.iter().find(|o| generation(o) == Some(2));
+            let last_old = drill
+                .after
+                .iter()
+                .take_while(|o| generation(o) != Some(2))
+                .filter(|o| generation(o) == Some(1))
+                .last();
+            (
+                name.clone(),
+                (last_old.map(|o| o.at_ms), first_new.map(|o| o.at_ms)),
+            )
+        })
+        .collect()
+}
+
+fn rotation_section(drill: &RotationRecord) -> String {
+    let mut out = String::new();
+    let seconds = |ms: f64| format!("{:.2} s", ms / 1000.0);
+    let _ = writeln!(out, "\n## Rotation drill\n");
+    let _ = writeln!(
+        out,
+        "After the run, a new environment read the secret through every backend, bare and \
+         behind caches with a TTL of {}; a new value was then made current in every store (a \
+         new version in Secrets Manager and Parameter Store, a new object, a new file), and \
+         the function was invoked every {}, each stack reading once. Times are from the moment \
+         the last store had the new value ({} after the environment's first reads). The \
+         variables (`env`, `env+kms`) change only with a configuration update, which starts \
+         new environments: the drill leaves them as they are.\n",
+        seconds(drill.ttl_ms),
+        seconds(drill.interval_ms),
+        seconds(drill.first_read_ms_before),
+    );
+    let _ = writeln!(
+        out,
+        "| Stack | Cache TTL | Old value last read at | New value first read at |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|");
+    let end = drill.after.last().map_or(0.0, |o| o.at_ms);
+    for (name, (last_old, first_new)) in staleness(drill) {
+        let url = drill.stacks.get(&name).map_or("", String::as_str);
+        let ttl = if url.contains("memory_version_check=true") {
+            format!("{} (memory, version check)", seconds(drill.ttl_ms))
+        } else if url.contains("memory_ttl=") {
+            format!("{} (memory)", seconds(drill.ttl_ms))
+        } else if url.contains("tmp_ttl=") {
+            format!("{} (/tmp)", seconds(drill.ttl_ms))
+        } else {
+            "none".to_owned()
+        };
+        let old = last_old.map_or_else(|| "–".to_owned(), seconds);
+        let new = match first_new {
+            Some(at) => seconds(at),
+            None if drill.stored.contains(&name) => {
+                format!("not within the drill (old through {})", seconds(end))
+            }
+            None => "never in this environment (a variable)".to_owned(),
+        };
+        let _ = writeln!(out, "| {name} | {ttl} | {old} | {new} |");
+    }
+    out
 }
 
 /// The function run with its processes under a CPU quota: Lambda's share for a memory size.
@@ -747,6 +851,34 @@ pub(crate) fn markdown(run: &Run) -> String {
         out.push_str(&network_section(network));
         out.push_str(&connections_section(run));
     }
+    let (fleet_stacks, compute) = fleet_inputs(run);
+    out.push_str(&crate::fleet::markdown(
+        &fleet_stacks,
+        &run.quotas.for_region(&target.region),
+        prices,
+        run.fleet,
+        compute,
+        &target.region,
+    ));
+    if let Some(drill) = &run.rotation {
+        out.push_str(&rotation_section(drill));
+    }
+    out.push_str(&crate::choosing::markdown());
+    let _ = writeln!(out, "\n## Stacks\n");
+    for (name, summary) in &stacks {
+        let _ = writeln!(
+            out,
+            "- {name}: `{}`",
+            summary.source.as_deref().unwrap_or("(not built)")
+        );
+    }
+    out
+}
+
+/// What the fleet model needs of the run: each stack's measured calls, and the function's
+/// memory and price for the compute of its reads.
+pub(crate) fn fleet_inputs(run: &Run) -> (Vec<(String, StackCalls)>, Compute) {
+    let stacks = summarize(run);
     let fleet_stacks: Vec<(String, StackCalls)> = stacks
         .iter()
         .map(|(name, summary)| {
@@ -769,26 +901,15 @@ pub(crate) fn markdown(run: &Run) -> String {
             (name.clone(), calls)
         })
         .collect();
-    out.push_str(&crate::fleet::markdown(
-        &fleet_stacks,
-        &run.quotas.for_region(&target.region),
-        prices,
-        run.fleet,
-        Compute {
-            memory_mb: target.memory_mb,
-            gb_second,
-        },
-        &target.region,
-    ));
-    let _ = writeln!(out, "\n## Stacks\n");
-    for (name, summary) in &stacks {
-        let _ = writeln!(
-            out,
-            "- {name}: `{}`",
-            summary.source.as_deref().unwrap_or("(not built)")
-        );
-    }
-    out
+    let compute = Compute {
+        memory_mb: run.target.memory_mb,
+        gb_second: run
+            .prices
+            .lambda_gb_second
+            .get(&run.target.architecture)
+            .copied(),
+    };
+    (fleet_stacks, compute)
 }
 
 fn escape(text: &str) -> String {
@@ -799,12 +920,15 @@ fn escape(text: &str) -> String {
 ///
 /// # Errors
 /// When drawing fails.
+/// The latency chart (`report.svg`).
 pub(crate) fn svg(run: &Run) -> Result<String, String> {
-    use plotters::prelude::*;
+    crate::charts::latency(run)
+}
 
-    let stacks = summarize(run);
-    let rows: Vec<(&String, Option<f64>, Option<f64>)> = stacks
-        .iter()
+/// Per stack of the function: p50 of the cold start (init + first read) and of a warm read.
+pub(crate) fn stack_p50s(run: &Run) -> Vec<(String, Option<f64>, Option<f64>)> {
+    summarize(run)
+        .into_iter()
         .map(|(name, s)| {
             (
                 name,
@@ -812,87 +936,7 @@ pub(crate) fn svg(run: &Run) -> Result<String, String> {
                 percentile(&s.warm, 0.5),
             )
         })
-        .collect();
-    let values = rows.iter().flat_map(|(_, c, w)| [*c, *w]).flatten();
-    let (low, high) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let (low, high) = if low > high {
-        (0.001, 1.0)
-    } else {
-        // Half a decade of room under the fastest bar, so it still shows.
-        (
-            10f64.powf((low.max(1e-6).log10() - 0.5).floor()),
-            10f64.powf(high.log10().ceil()),
-        )
-    };
-    let height = 90 + 34 * rows.len().max(1) as u32;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (900, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let title = match run.target.kind {
-            TargetKind::EmulatorLoopback => "p50 read latency, ms (emulator on loopback, not AWS)",
-            TargetKind::AwsLambda => "p50 read latency, ms (AWS Lambda)",
-            TargetKind::LocalRunnerAws => "p50 read latency, ms (local runner, AWS services)",
-        };
-        let n = rows.len().max(1) as f64;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 16))
-            .margin(12)
-            .x_label_area_size(32)
-            .y_label_area_size(200)
-            .build_cartesian_2d((low..high).log_scale(), 0.0..n)
-            .map_err(|e| e.to_string())?;
-        let names: Vec<String> = rows.iter().map(|(name, _, _)| (*name).clone()).collect();
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(rows.len() * 2 + 1)
-            .y_label_formatter(&|y| {
-                let index = (n - y - 0.5).round();
-                if (n - y - 0.5 - index).abs() < 1e-6 && index >= 0.0 {
-                    names.get(index as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
-            .x_desc("ms (log scale)")
-            .draw()
-            .map_err(|e| e.to_string())?;
-        let cold_style = RGBColor(31, 119, 180).filled();
-        let warm_style = RGBColor(255, 127, 14).filled();
-        for (i, (_, cold, warm)) in rows.iter().enumerate() {
-            let top = n - i as f64;
-            for (value, style, (from, to)) in [
-                (cold, cold_style, (top - 0.45, top - 0.1)),
-                (warm, warm_style, (top - 0.9, top - 0.55)),
-            ] {
-                if let Some(value) = value {
-                    chart
-                        .draw_series(std::iter::once(Rectangle::new(
-                            [(low, from), (*value, to)],
-                            style,
-                        )))
-                        .map_err(|e| e.to_string())?;
-                }
-            }
-        }
-        // The legend goes beside the title, outside the bars.
-        for (row, (label, style)) in [
-            ("cold: init + first read", cold_style),
-            ("warm read", warm_style),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let y = 6 + 16 * row as i32;
-            root.draw(&Rectangle::new([(720, y), (732, y + 10)], style))
-                .map_err(|e| e.to_string())?;
-            root.draw(&Text::new(label, (738, y), ("sans-serif", 12)))
-                .map_err(|e| e.to_string())?;
-        }
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(svg)
+        .collect()
 }
 
 #[cfg(test)]

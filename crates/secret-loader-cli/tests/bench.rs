@@ -463,6 +463,55 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
     );
     assert!(fleet_row("env").contains("| 0 | 0 |"), "{report}");
     assert!(fleet_row("env+kms").contains("kms:Decrypt 1"), "{report}");
+    // The rotation drill: every stack read generation 1 before; after the new value was made
+    // current, a bare read over a store sees it at once, a cache keeps the old one while its
+    // entry is younger than the TTL and sees the new one after, and a variable never changes
+    // in a running environment.
+    let drill = &raw["rotation"];
+    let ttl_ms = drill["ttl_ms"].as_f64().unwrap();
+    let after = drill["after"].as_array().unwrap();
+    assert!(!after.is_empty(), "{drill}");
+    let generation = |o: &serde_json::Value, stack: &str| o["generations"][stack].as_u64();
+    for (stack, _) in drill["stacks"].as_object().unwrap() {
+        assert_eq!(drill["before"][stack].as_u64(), Some(1), "{stack}: {drill}");
+    }
+    for stack in ["secretsmanager", "ssm", "s3+kms", "s3+sse-kms", "file+kms"] {
+        assert_eq!(generation(&after[0], stack), Some(2), "{stack}: {drill}");
+    }
+    for stack in ["env", "env+kms"] {
+        assert!(
+            after.iter().all(|o| generation(o, stack) == Some(1)),
+            "{stack}: {drill}"
+        );
+    }
+    let cached = [
+        "secretsmanager+memory",
+        "secretsmanager+memory+check",
+        "secretsmanager+tmp",
+        "ssm+memory",
+        "s3+kms+memory",
+        "file+kms+tmp",
+    ];
+    let young =
+        drill["first_read_ms_before"].as_f64().unwrap() + after[0]["at_ms"].as_f64().unwrap();
+    for stack in cached {
+        if young < ttl_ms {
+            assert_eq!(generation(&after[0], stack), Some(1), "{stack}: {drill}");
+        }
+        assert!(
+            after.iter().any(|o| generation(o, stack) == Some(2)),
+            "{stack} never read the new value: {drill}"
+        );
+        // Its entry was filled before the rotation: once the TTL has passed since, it must
+        // have expired, and every later read is the new value.
+        for o in after
+            .iter()
+            .filter(|o| o["at_ms"].as_f64().unwrap() > ttl_ms)
+        {
+            assert_eq!(generation(o, stack), Some(2), "{stack}: {drill}");
+        }
+    }
+    assert!(report.contains("## Rotation drill"), "{report}");
     // The emulator's Region is in the bundled tables: nothing said of it.
     assert!(
         report.contains("request quotas of **us-east-1**"),
@@ -602,13 +651,22 @@ fn the_reports_of_recorded_runs_match_the_golden_files() {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        for name in ["report.md", "report.svg"] {
-            let got = std::fs::read_to_string(out.path().join(name)).unwrap();
+        for name in [
+            "report.md",
+            "report.svg",
+            "monthly-cost.svg",
+            "cold-starts.svg",
+        ] {
+            // cold-starts.svg only where the run has peers.
+            let got = std::fs::read_to_string(out.path().join(name)).ok();
             let golden = fixture.join(name);
             if std::env::var_os("SECRET_LOADER_UPDATE_GOLDEN").is_some() {
-                std::fs::write(&golden, &got).unwrap();
+                match &got {
+                    Some(text) => std::fs::write(&golden, text).unwrap(),
+                    None => drop(std::fs::remove_file(&golden)),
+                }
             }
-            let want = std::fs::read_to_string(&golden).unwrap();
+            let want = std::fs::read_to_string(&golden).ok();
             assert_eq!(got, want, "{name} differs from {}", golden.display());
         }
         assert_eq!(
@@ -635,6 +693,113 @@ fn bench_report_refuses_what_is_not_a_recorded_run() {
     );
     assert_eq!(output.status.code(), Some(7));
     assert!(String::from_utf8_lossy(&output.stderr).contains("is not a recorded run"));
+}
+
+/// The charts of the recorded local run, read as SVG: the latency chart's legend sits under
+/// the axis, not on the title; every Python peer is beside its Rust stack with the ratio of
+/// their cold starts; every stack's month has its total.
+#[test]
+fn the_charts_parse_and_show_what_they_say() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bench/local-emulator");
+    let out = tempfile::tempdir().unwrap();
+    let output = secret_loader(
+        &[
+            "bench",
+            "report",
+            fixture.join("raw.json").to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let texts = |name: &str| -> Vec<(String, f64)> {
+        let svg = std::fs::read_to_string(out.path().join(name)).unwrap();
+        let document = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(document.root_element().tag_name().name(), "svg");
+        document
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .map(|n| {
+                (
+                    n.text().unwrap_or_default().trim().to_owned(),
+                    n.attribute("y").and_then(|y| y.parse().ok()).unwrap_or(0.0),
+                )
+            })
+            .collect()
+    };
+    let y_of = |texts: &[(String, f64)], text: &str| {
+        texts
+            .iter()
+            .find(|(t, _)| t == text)
+            .unwrap_or_else(|| panic!("no `{text}` in {texts:?}"))
+            .1
+    };
+    let latency = texts("report.svg");
+    let axis = y_of(&latency, "ms (log scale)");
+    assert!(
+        y_of(&latency, "cold: init + first read") > axis,
+        "{latency:?}"
+    );
+    assert!(y_of(&latency, "warm read") > axis, "{latency:?}");
+    assert!(latency.iter().any(|(t, _)| t == "secretsmanager+memory"));
+    let raw = read_json(&fixture.join("raw.json"));
+    let peers: Vec<String> = raw["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            p["invocations"][0]["response"]["stacks"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .map(|s| {
+            format!(
+                "{} / {}",
+                s["name"].as_str().unwrap().trim_start_matches("python-"),
+                s["compare_with"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(peers.len() >= 9, "{peers:?}");
+    let cold = texts("cold-starts.svg");
+    for peer in &peers {
+        assert!(cold.iter().any(|(t, _)| t == peer), "{peer}: {cold:?}");
+    }
+    assert_eq!(
+        cold.iter().filter(|(t, _)| t.ends_with('×')).count(),
+        peers.len(),
+        "a ratio per peer: {cold:?}"
+    );
+    let month = texts("monthly-cost.svg");
+    let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    for stack in ["secretsmanager", "ssm+memory", "s3+kms"] {
+        assert!(month.iter().any(|(t, _)| t == stack), "{stack}: {month:?}");
+        // The chart's total is the report's, to the cent.
+        let row = report
+            .split("### A month of it")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with(&format!("| {stack} |")))
+            .unwrap();
+        let total: f64 = row
+            .split("**$")
+            .nth(1)
+            .unwrap()
+            .split("**")
+            .next()
+            .unwrap()
+            .replace(',', "")
+            .parse()
+            .unwrap();
+        let charted = month
+            .iter()
+            .filter_map(|(t, _)| t.strip_prefix('$')?.parse::<f64>().ok())
+            .any(|usd| (usd - total).abs() <= 0.5 + total * 1e-3);
+        assert!(charted, "{stack} ${total}: {month:?}");
+    }
 }
 
 /// A recorded run in a Region the bundled tables don't hold for: the report says so where the

@@ -218,7 +218,10 @@ impl Bench {
         let cold = invocation == 1;
         let mut stacks = Vec::with_capacity(self.stacks.len());
         for stack in &self.stacks {
-            stacks.push(self.measure(stack, cold, request.warm_reads).await);
+            stacks.push(
+                self.measure(stack, cold, request.warm_reads, request.generation)
+                    .await,
+            );
         }
         Ok(Response {
             cold,
@@ -269,7 +272,13 @@ impl Bench {
         })
     }
 
-    async fn measure(&self, stack: &Stack, cold: bool, warm_reads: u32) -> StackReport {
+    async fn measure(
+        &self,
+        stack: &Stack,
+        cold: bool,
+        warm_reads: u32,
+        generation: bool,
+    ) -> StackReport {
         let mut report = StackReport {
             name: stack.name.clone(),
             source: None,
@@ -291,7 +300,10 @@ impl Bench {
             first_read_cpu_ms: None,
             warm_cpu_ms: None,
             compare_with: None,
+            generation: None,
         };
+        // The last value read, for `generation` only.
+        let mut last = None;
         let calls = || {
             stack
                 .calls
@@ -318,9 +330,10 @@ impl Bench {
             let cpu = process_cpu_time();
             let started = Instant::now();
             match source.get(&self.secret_id, &VersionSelector::Current).await {
-                Ok(_) => {
+                Ok(secret) => {
                     report.first_read_ms = Some(millis(started.elapsed()));
                     report.first_read_cpu_ms = Some(millis(process_cpu_time().saturating_sub(cpu)));
+                    last = Some(secret);
                 }
                 Err(err) => report.error = Some(ErrorReport::from(&err)),
             }
@@ -334,7 +347,12 @@ impl Bench {
         for _ in 0..warm_reads {
             let started = Instant::now();
             match source.get(&self.secret_id, &VersionSelector::Current).await {
-                Ok(_) => samples.push(millis(started.elapsed())),
+                Ok(secret) => {
+                    samples.push(millis(started.elapsed()));
+                    if generation {
+                        last = Some(secret);
+                    }
+                }
                 Err(err) => {
                     report.error.get_or_insert_with(|| ErrorReport::from(&err));
                 }
@@ -347,6 +365,11 @@ impl Bench {
             report.warm_calls = difference(&after, &before);
         }
         report.warm_connections = opened.zip(connections()).map(|(b, a)| a - b);
+        if generation {
+            report.generation = last
+                .as_ref()
+                .and_then(|secret| secret_loader::comparison::generation_of(secret.value()));
+        }
         report
     }
 }
@@ -471,6 +494,7 @@ mod tests {
             Request {
                 warm_reads,
                 copy: None,
+                generation: false,
             },
             Context::default(),
         )
@@ -545,6 +569,7 @@ mod tests {
             .handle(&Request {
                 warm_reads: 2,
                 copy: None,
+                generation: false,
             })
             .await
             .unwrap();

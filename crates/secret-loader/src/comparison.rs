@@ -26,6 +26,10 @@ pub struct Request {
     /// Reads per stack after the first one (default 10, at most [`MAX_WARM_READS`]).
     #[serde(default = "default_warm_reads")]
     pub warm_reads: u32,
+    /// Report, per stack, the `generation` of the value this invocation last read (see
+    /// [`StackReport::generation`]): `bench local`'s rotation drill.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub generation: bool,
     /// Instead of measuring, copy the secret from one stack into another stack's backend:
     /// how a deployment seeds EFS, which only the function can reach.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,6 +144,24 @@ pub struct StackReport {
     /// the same thing, which the report sets beside it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compare_with: Option<String>,
+    /// When the request asked: the whole-number `generation` field of the JSON value the
+    /// invocation's last read of this stack returned (absent when the value has none). The
+    /// rotation drill writes a new generation into every store and watches each stack for
+    /// it; the value itself never leaves the function, and no other field is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+}
+
+/// The `generation` field of a JSON object value, when it is a whole number ([`StackReport::generation`]).
+#[must_use]
+pub fn generation_of(value: &crate::SecretValue) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Marker {
+        generation: Option<u64>,
+    }
+    serde_json::from_slice::<Marker>(value.expose_bytes())
+        .ok()?
+        .generation
 }
 
 /// An invocation's response.
