@@ -584,7 +584,9 @@ pub(crate) fn markdown(
          start: building the stack and its first read; per warm read), plus the calls services \
          make on your behalf, against the request quotas of **{region}** and at its prices \
          (tables below, each figure with its source). **Max cold starts/s**: the most new \
-         execution environments per second, sustained, before the first quota throttles; \
+         execution environments per second, sustained, before the first quota throttles \
+         (Lambda's own scale-up allows a burst of 1,000 per function at once, then 1,000 more \
+         every 10 s: the sustained rate is the one given); \
          **max warm reads/s**: the same for uncached reads. **Refresh**: a cached stack reads \
          each secret again every TTL in every environment alive (never more often than it is \
          read), which costs what a first read did."
@@ -875,6 +877,20 @@ mod tests {
         Quotas::bundled().for_region("us-east-1")
     }
 
+    /// No cold start, one warm read a second across the fleet: a month is 2,592,000 reads.
+    fn one_read_a_second() -> FleetRate {
+        FleetRate {
+            cold_per_s: 0.0,
+            reads_per_s: 1.0,
+            ..FleetRate::default()
+        }
+    }
+
+    /// The model in us-east-1 at the bundled prices, 512 MB x86_64.
+    fn at(stack: &StackCalls, rate: FleetRate) -> StackFleet {
+        model(stack, &us_east_1(), &Prices::bundled(), rate, compute())
+    }
+
     #[test]
     fn fleet_keys_parse_and_refuse_nonsense() {
         let rate: FleetRate =
@@ -914,12 +930,9 @@ mod tests {
         };
         // Secrets Manager bare in us-east-1: GetSecretValue 10,000/s comes before KMS's
         // 100,000/s (the Decrypt on our behalf).
-        let sm = model(
+        let sm = at(
             &bare("secretsmanager", "secretsmanager:GetSecretValue"),
-            &us_east_1(),
-            &prices,
             rate,
-            compute(),
         );
         assert_eq!(sm.warm.get("kms:Decrypt"), Some(&1.0));
         assert_eq!(
@@ -943,19 +956,13 @@ mod tests {
         // 1,000 env+kms reads/s in us-east-1 use 1 % of KMS, 50 environments 5 % of the
         // account's concurrency; the 10 cold starts/s 10 % of Lambda's 100/s scale-up, the
         // busiest.
-        let fleet = model(&kms, &us_east_1(), &prices, rate, compute());
+        let fleet = at(&kms, rate);
         assert_eq!(
             fleet.busiest,
             Some(("Lambda scale-up per function".into(), 0.1))
         );
         // Parameter Store: the 40/s get quota first.
-        let ssm = model(
-            &bare("ssm", "ssm:GetParameter"),
-            &us_east_1(),
-            &prices,
-            rate,
-            compute(),
-        );
+        let ssm = at(&bare("ssm", "ssm:GetParameter"), rate);
         assert_eq!(
             ssm.max_reads_per_s,
             Limit::At(
@@ -969,7 +976,6 @@ mod tests {
     #[test]
     fn lambda_scales_up_100_environments_a_second_per_function() {
         // 1,000 environments every 10 s per function: 100/s sustained; 3 functions: 300/s.
-        let prices = Prices::bundled();
         let env = bare("env", "none:None");
         let env = StackCalls {
             per_cold_start: calls(&[]),
@@ -977,7 +983,7 @@ mod tests {
             per_warm_read: calls(&[]),
             ..env
         };
-        let one = model(&env, &us_east_1(), &prices, FleetRate::default(), compute());
+        let one = at(&env, FleetRate::default());
         assert_eq!(
             one.max_cold_per_s,
             Limit::At(100.0, "Lambda scale-up per function".into())
@@ -986,7 +992,7 @@ mod tests {
             functions: 3.0,
             ..FleetRate::default()
         };
-        let fleet = model(&env, &us_east_1(), &prices, three, compute());
+        let fleet = at(&env, three);
         assert_eq!(
             fleet.max_cold_per_s,
             Limit::At(300.0, "Lambda scale-up per function".into())
@@ -1001,20 +1007,12 @@ mod tests {
 
     #[test]
     fn every_request_is_billed_where_it_is_made() {
-        let prices = Prices::bundled();
-        let reads = FleetRate {
-            cold_per_s: 0.0,
-            reads_per_s: 1.0,
-            ..FleetRate::default()
-        };
+        let reads = one_read_a_second();
         // secretsmanager: $0.05 + KMS's $0.03 per 10,000 on our behalf = $0.08 per 10,000,
         // so 1 read/s for 30 days = 2,592,000 × $0.000008 = $20.736.
-        let sm = model(
+        let sm = at(
             &bare("secretsmanager", "secretsmanager:GetSecretValue"),
-            &us_east_1(),
-            &prices,
             reads,
-            compute(),
         );
         assert!(
             close(sm.monthly.requests, 20.736),
@@ -1023,13 +1021,7 @@ mod tests {
         );
         // ssm at standard throughput: the call is free, KMS's Decrypt is not: $0.03 per
         // 10,000 → $7.776.
-        let ssm = model(
-            &bare("ssm", "ssm:GetParameter"),
-            &us_east_1(),
-            &prices,
-            reads,
-            compute(),
-        );
+        let ssm = at(&bare("ssm", "ssm:GetParameter"), reads);
         assert!(!ssm.needs_ssm_higher_throughput);
         assert!(
             close(ssm.monthly.requests, 7.776),
@@ -1046,34 +1038,16 @@ mod tests {
             envelope_sse_kms: true,
             ..reads
         };
-        assert!(close(
-            model(&s3, &us_east_1(), &prices, sse_default, compute())
-                .monthly
-                .requests,
-            16.5888
-        ));
-        assert!(close(
-            model(&s3, &us_east_1(), &prices, reads, compute())
-                .monthly
-                .requests,
-            8.8128
-        ));
+        assert!(close(at(&s3, sse_default).monthly.requests, 16.5888));
+        assert!(close(at(&s3, reads).monthly.requests, 8.8128));
     }
 
     #[test]
     fn a_month_is_fixed_fees_requests_and_compute_with_free_tiers_beside() {
-        let prices = Prices::bundled();
-        let reads = FleetRate {
-            cold_per_s: 0.0,
-            reads_per_s: 1.0,
-            ..FleetRate::default()
-        };
-        let sm = model(
+        let reads = one_read_a_second();
+        let sm = at(
             &bare("secretsmanager", "secretsmanager:GetSecretValue"),
-            &us_east_1(),
-            &prices,
             reads,
-            compute(),
         );
         // $0.40 the secret, $1 the customer-managed key.
         assert_eq!(
@@ -1100,23 +1074,14 @@ mod tests {
             key: KeyKind::AwsManaged,
             ..reads
         };
-        let sm = model(
+        let sm = at(
             &bare("secretsmanager", "secretsmanager:GetSecretValue"),
-            &us_east_1(),
-            &prices,
             aws_managed,
-            compute(),
         );
         assert_eq!(sm.monthly.fixed, vec![("1 secret".into(), 0.40)]);
         // file+kms: its function is in a VPC; KMS needs an interface endpoint in each of 2 AZs:
         // 2 × 720 h × $0.01 = $14.40, and the key $1.
-        let file = model(
-            &bare("file+kms", "kms:Decrypt"),
-            &us_east_1(),
-            &prices,
-            reads,
-            compute(),
-        );
+        let file = at(&bare("file+kms", "kms:Decrypt"), reads);
         assert_eq!(
             file.monthly.fixed,
             vec![
@@ -1131,25 +1096,21 @@ mod tests {
             per_warm_read: calls(&[]),
             ..bare("env", "x:Y")
         };
-        let env = model(&env, &us_east_1(), &prices, reads, compute());
+        let env = at(&env, reads);
         assert!(env.monthly.fixed.is_empty() && env.monthly.requests == 0.0);
     }
 
     #[test]
     fn cached_stacks_refresh_every_ttl_in_every_environment() {
-        let prices = Prices::bundled();
         let rate = FleetRate {
             cold_per_s: 0.0,
             ..FleetRate::default()
         };
         // 100 environments, 1 secret, TTL 300 s: 1/3 refresh a second, each a GetSecretValue
         // and KMS's Decrypt: $0.000008 × 2,592,000 / 3 = $6.912 a month.
-        let sm = model(
+        let sm = at(
             &cached("secretsmanager", "secretsmanager:GetSecretValue"),
-            &us_east_1(),
-            &prices,
             rate,
-            compute(),
         );
         assert!(close(
             sm.refresh["secretsmanager:GetSecretValue"],
@@ -1168,12 +1129,9 @@ mod tests {
             version_check: true,
             ..rate
         };
-        let sm = model(
+        let sm = at(
             &cached("secretsmanager", "secretsmanager:GetSecretValue"),
-            &us_east_1(),
-            &prices,
             checked,
-            compute(),
         );
         assert_eq!(
             sm.refresh.keys().collect::<Vec<_>>(),
@@ -1187,13 +1145,7 @@ mod tests {
             secrets: 10.0,
             ..rate
         };
-        let ssm = model(
-            &cached("ssm", "ssm:GetParameter"),
-            &us_east_1(),
-            &prices,
-            many,
-            compute(),
-        );
+        let ssm = at(&cached("ssm", "ssm:GetParameter"), many);
         assert!(close(ssm.refresh["ssm:GetParameter"], 400.0));
         assert!(ssm.needs_ssm_higher_throughput);
         // Never more refreshes than reads: 1 read/s, whatever the fleet.
@@ -1201,13 +1153,7 @@ mod tests {
             reads_per_s: 1.0,
             ..many
         };
-        let ssm = model(
-            &cached("ssm", "ssm:GetParameter"),
-            &us_east_1(),
-            &prices,
-            slow,
-            compute(),
-        );
+        let ssm = at(&cached("ssm", "ssm:GetParameter"), slow);
         assert!(close(ssm.refresh["ssm:GetParameter"], 1.0));
     }
 

@@ -627,6 +627,11 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
     }
 }
 
+/// `secret-loader bench report RAW --out OUT`.
+fn bench_report(raw: &str, out: &str) -> std::process::Output {
+    secret_loader(&["bench", "report", raw, "--out", out], &[])
+}
+
 /// The report of recorded runs, byte for byte: `bench local` on the emulator (every backend
 /// and cache) and `bench lambda` with failing stacks. After an intended change to the report,
 /// regenerate with `SECRET_LOADER_UPDATE_GOLDEN=1` and review the diff.
@@ -636,15 +641,9 @@ fn the_reports_of_recorded_runs_match_the_golden_files() {
     for run in ["local-emulator", "with-errors"] {
         let fixture = fixtures.join(run);
         let out = tempfile::tempdir().unwrap();
-        let output = secret_loader(
-            &[
-                "bench",
-                "report",
-                fixture.join("raw.json").to_str().unwrap(),
-                "--out",
-                out.path().to_str().unwrap(),
-            ],
-            &[],
+        let output = bench_report(
+            fixture.join("raw.json").to_str().unwrap(),
+            out.path().to_str().unwrap(),
         );
         assert!(
             output.status.success(),
@@ -681,16 +680,7 @@ fn bench_report_refuses_what_is_not_a_recorded_run() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("raw.json");
     std::fs::write(&raw, r#"{"target": 1}"#).unwrap();
-    let output = secret_loader(
-        &[
-            "bench",
-            "report",
-            raw.to_str().unwrap(),
-            "--out",
-            dir.path().to_str().unwrap(),
-        ],
-        &[],
-    );
+    let output = bench_report(raw.to_str().unwrap(), dir.path().to_str().unwrap());
     assert_eq!(output.status.code(), Some(7));
     assert!(String::from_utf8_lossy(&output.stderr).contains("is not a recorded run"));
 }
@@ -702,15 +692,9 @@ fn bench_report_refuses_what_is_not_a_recorded_run() {
 fn the_charts_parse_and_show_what_they_say() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bench/local-emulator");
     let out = tempfile::tempdir().unwrap();
-    let output = secret_loader(
-        &[
-            "bench",
-            "report",
-            fixture.join("raw.json").to_str().unwrap(),
-            "--out",
-            out.path().to_str().unwrap(),
-        ],
-        &[],
+    let output = bench_report(
+        fixture.join("raw.json").to_str().unwrap(),
+        out.path().to_str().unwrap(),
     );
     assert!(output.status.success(), "{output:?}");
     let texts = |name: &str| -> Vec<(String, f64)> {
@@ -816,16 +800,7 @@ fn a_run_in_a_region_the_tables_lack_says_so() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("raw.json");
         std::fs::write(&path, raw.to_string()).unwrap();
-        let output = secret_loader(
-            &[
-                "bench",
-                "report",
-                path.to_str().unwrap(),
-                "--out",
-                dir.path().to_str().unwrap(),
-            ],
-            &[],
-        );
+        let output = bench_report(path.to_str().unwrap(), dir.path().to_str().unwrap());
         assert!(output.status.success(), "{output:?}");
         let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
         assert!(
