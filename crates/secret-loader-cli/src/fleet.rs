@@ -533,6 +533,17 @@ fn switch_text(on: bool, yes: &str, no: &str) -> String {
     (if on { yes } else { no }).to_owned()
 }
 
+/// `$1.00 (what) + ...`, or `empty` for none.
+fn fees_text(fees: &[(String, f64)], empty: &str, separator: &str) -> String {
+    if fees.is_empty() {
+        return empty.to_owned();
+    }
+    fees.iter()
+        .map(|(what, fee)| format!("{} ({what})", usd(*fee)))
+        .collect::<Vec<_>>()
+        .join(separator)
+}
+
 /// What the report says of `region` and the tables: nothing when both hold there.
 pub(crate) fn region_text(region: &str, quotas: &Quotas, prices: &Prices) -> String {
     let mut out = String::new();
@@ -690,26 +701,8 @@ pub(crate) fn markdown(
     let _ = writeln!(out, "|---|---|---|---|---|---|");
     for (name, fleet) in &months {
         let month = &fleet.monthly;
-        let fixed = if month.fixed.is_empty() {
-            "$0".to_owned()
-        } else {
-            month
-                .fixed
-                .iter()
-                .map(|(what, fee)| format!("{} ({what})", usd(*fee)))
-                .collect::<Vec<_>>()
-                .join(" + ")
-        };
-        let free = if month.free.is_empty() {
-            "–".to_owned()
-        } else {
-            month
-                .free
-                .iter()
-                .map(|(what, fee)| format!("{} ({what})", usd(*fee)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let fixed = fees_text(&month.fixed, "$0", " + ");
+        let free = fees_text(&month.free, "–", ", ");
         let _ = writeln!(
             out,
             "| {name} | {fixed} | {}{} | {} | **{}** | {free} |",
