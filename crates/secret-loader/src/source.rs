@@ -67,6 +67,16 @@ pub trait SecretSource: Debug + Display + Send + Sync + 'static {
         self.identity()
     }
 
+    /// The secret if this source can give it now, without waiting on anything: a fresh
+    /// entry of an in-process cache. `None` means "ask [`get`](SecretSource::get)", never
+    /// "not found". Callers that can't cheaply enter an async runtime (the Python package)
+    /// try it first. The default is `None`; [`MemoryCache`](crate::cache::MemoryCache)
+    /// answers from its entries.
+    fn get_fresh(&self, id: &SecretId, version: &VersionSelector) -> Option<Secret> {
+        let _ = (id, version);
+        None
+    }
+
     /// Reads the current version of many secrets. The default makes concurrent `get` calls
     /// (at most [`DEFAULT_GET_MANY_CONCURRENCY`] at once); backends with a batch API override it.
     async fn get_many(&self, ids: &[SecretId]) -> Vec<Result<Secret>> {

@@ -578,8 +578,12 @@ impl SecretSource for MemoryCache {
         self.shared.inner.identity_of(id)
     }
 
+    fn get_fresh(&self, id: &SecretId, version: &VersionSelector) -> Option<Secret> {
+        MemoryCache::get_fresh(self, id, version)
+    }
+
     async fn get(&self, id: &SecretId, version: &VersionSelector) -> Result<Secret> {
-        if let Some(secret) = self.get_fresh(id, version) {
+        if let Some(secret) = MemoryCache::get_fresh(self, id, version) {
             return Ok(secret);
         }
         self.load(id, version, false).await
