@@ -856,6 +856,8 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
             id: &id,
             backends: &backends,
             network: &network_environment,
+            value: &value,
+            kms_key: &kms_key,
         };
         for peer in PEERS {
             if peer.beside == Beside::AwsAgent && peers.agent.is_none() {
@@ -870,7 +872,7 @@ async fn local(args: LocalArgs, kms_key: Option<String>) -> Result<(), BenchErro
             // The agent's layer, as AWS's sample builds it, while the peer runs.
             let layer = tempfile::tempdir()
                 .map_err(|e| BenchError::config(format!("no temporary directory: {e}")))?;
-            let environment = peers.environment(peer)?;
+            let environment = peers.environment(peer).await?;
             let before = network.as_ref().map(AwsNetwork::stats);
             let service = LocalLambda::start_runtime(
                 peers.runtime(peer, layer.path(), &environment)?,
@@ -1163,7 +1165,16 @@ const PEERS: &[Peer] = &[
         module: "agent",
         beside: Beside::AwsAgent,
     },
+    Peer {
+        function: PACKAGE_PEER,
+        module: "package",
+        beside: Beside::Nothing,
+    },
 ];
+
+/// The peer reading through this project's Python package (`crates/secret-loader-python`),
+/// in process: every backend, bare and behind the memory cache, as the Rust function does.
+const PACKAGE_PEER: &str = "python-secret-loader";
 
 /// What every peer's environment is made of.
 struct PeerSetup<'a> {
@@ -1176,6 +1187,10 @@ struct PeerSetup<'a> {
     backends: &'a [Backend],
     /// The network's variables (endpoints, the CA), empty on the plain network.
     network: &'a [(String, String)],
+    /// The secret's value and the run's key: the package's peer gets its own sealed
+    /// variable (sealed for its function name, as for the Rust function) and stacks.
+    value: &'a SecretValue,
+    kms_key: &'a str,
 }
 
 impl PeerSetup<'_> {
@@ -1208,7 +1223,7 @@ impl PeerSetup<'_> {
 
     /// The peer's configuration: the secret, the parameter's name, and for the extension its
     /// stacks (AWS's two, and the envelope backends behind the memory cache) and port.
-    fn environment(&self, peer: &Peer) -> Result<BTreeMap<String, String>, BenchError> {
+    async fn environment(&self, peer: &Peer) -> Result<BTreeMap<String, String>, BenchError> {
         // Where `put` through `ssm://` (the `ssm` backend above) put it.
         let parameter = secret_loader::aws::ssm::parameter_name("", self.id)?;
         let mut environment = BTreeMap::from([
@@ -1221,6 +1236,18 @@ impl PeerSetup<'_> {
             ("AWS_SESSION_TOKEN".to_owned(), random_hex(16)),
         ]);
         environment.extend(self.network.iter().cloned());
+        if peer.function == PACKAGE_PEER {
+            let bare_and_memory: BTreeMap<String, String> = stacks(self.backends, self.kms_key)
+                .into_iter()
+                .filter(|(name, _)| !name.ends_with("+tmp"))
+                .collect();
+            environment.insert(
+                "SECRET_LOADER_BENCH_PACKAGE_STACKS".to_owned(),
+                serde_json::to_string(&bare_and_memory).unwrap_or_default(),
+            );
+            let variables = self.backends.iter().filter(|b| !matches!(b.seed, Seed::Put));
+            seed(variables, self.id, self.value, peer.function, &mut environment).await?;
+        }
         if peer.beside == Beside::Nothing {
             return Ok(environment);
         }
@@ -1438,7 +1465,7 @@ const PLAIN_PREFIX: &str = "PLAIN_";
 /// Puts `value` where each backend reads it: stores through `put`, variables into
 /// `environment` (sealed for `function`, as `secret-loader seal --function` does).
 async fn seed(
-    backends: &[Backend],
+    backends: impl IntoIterator<Item = &Backend>,
     id: &SecretId,
     value: &SecretValue,
     function: &str,

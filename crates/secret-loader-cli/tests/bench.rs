@@ -352,6 +352,7 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
         "python-powertools",
         "python-extension",
         "python-agent",
+        "python-secret-loader",
     ] {
         assert!(
             functions[peer]["secretsmanager"]["requests"]
@@ -534,7 +535,8 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
             "python-boto3-module",
             "python-powertools",
             "python-extension",
-            "python-agent"
+            "python-agent",
+            "python-secret-loader"
         ]
     );
     for peer in peers {
@@ -605,6 +607,40 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
         boto3["warm_calls"]["secretsmanager:GetSecretValue"], 2,
         "a client per read, one call per read: {boto3}"
     );
+    // The package, in process: each backend bare and behind the memory cache, its calls
+    // counted by the package; a bare read calls, a memory hit does not.
+    let package = peers[5]["invocations"][1]["response"]["stacks"]
+        .as_array()
+        .unwrap();
+    let by_name = |name: &str| {
+        package
+            .iter()
+            .find(|s| s["name"] == format!("python-secret-loader-{name}"))
+            .unwrap_or_else(|| panic!("no package stack {name}: {package:?}"))
+    };
+    for backend in [
+        "secretsmanager",
+        "ssm",
+        "s3+kms",
+        "s3+sse-kms",
+        "file+kms",
+        "env+kms",
+        "env",
+    ] {
+        let memory = by_name(&format!("{backend}+memory"));
+        assert_eq!(memory["compare_with"], format!("{backend}+memory"), "{memory}");
+        assert_eq!(memory["warm_calls"], serde_json::json!({}), "{memory}");
+        assert!(by_name(backend)["warm"]["count"].as_u64().unwrap() >= 1);
+    }
+    assert_eq!(
+        by_name("secretsmanager")["warm_calls"]["secretsmanager:GetSecretValue"], 2,
+        "a bare read is one call: {package:?}"
+    );
+    assert_eq!(
+        by_name("env")["warm_calls"],
+        serde_json::json!({}),
+        "{package:?}"
+    );
     let section = report
         .split("## Beside what Python functions use today")
         .nth(1)
@@ -618,6 +654,9 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
         "python-extension-ssm",
         "python-extension-s3+kms",
         "python-agent-secretsmanager",
+        "python-secret-loader-secretsmanager",
+        "python-secret-loader-secretsmanager+memory",
+        "python-secret-loader-env+kms+memory",
     ] {
         let row = section
             .lines()

@@ -24,9 +24,8 @@ use secret_loader::comparison::{
 };
 use secret_loader::{Config, Error, SecretId, SecretSource, VersionSelector};
 
-pub mod calls;
 
-use crate::calls::{CallCounter, difference};
+use secret_loader::calls::{CallCounter, difference};
 
 /// Why an invocation failed as a whole (a stack failing is data, not this).
 #[derive(Debug)]

@@ -24,6 +24,7 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PyString};
 use secret_loader::cache::MemoryOptions;
+use secret_loader::calls::CallCounter;
 use secret_loader::secrecy::ExposeSecret;
 use secret_loader::{Config, Error, ErrorKind, Secret, SecretId, SecretSource, VersionSelector};
 
@@ -268,15 +269,20 @@ struct Built {
 struct Source {
     config: Config,
     built: Mutex<Built>,
+    /// Every AWS request this stack sent, by `service:Operation` (the SDK's own HTTPS
+    /// client, counting).
+    counter: CallCounter,
 }
 
 impl Source {
     fn build(py: Python<'_>, config: Config) -> PyResult<Self> {
         let generation = GENERATION.load(Ordering::Acquire);
-        let source = wait(py, config.build())?.map_err(|err| exception(py, &err))?;
+        let counter = CallCounter::new();
+        let source = build_stack(py, &config, &counter)?;
         Ok(Self {
             config,
             built: Mutex::new(Built { generation, source }),
+            counter,
         })
     }
 
@@ -289,7 +295,7 @@ impl Source {
                 return Ok(built.source.clone());
             }
         }
-        let source = wait(py, self.config.build())?.map_err(|err| exception(py, &err))?;
+        let source = build_stack(py, &self.config, &self.counter)?;
         let mut built = lock_attached(py, &self.built);
         if built.generation != generation {
             // The parent's stack: never dropped here (see the module's docs).
@@ -333,6 +339,15 @@ impl Source {
         let secret = self.read(py, name, version, refresh)?;
         transform.apply(py, &secret)
     }
+}
+
+fn build_stack(
+    py: Python<'_>,
+    config: &Config,
+    counter: &CallCounter,
+) -> PyResult<Arc<dyn SecretSource>> {
+    let client = counter.http_client();
+    wait(py, config.build_with_http_client(client))?.map_err(|err| exception(py, &err))
 }
 
 /// `url` with `options` added to its query (`Source("ssm://", memory_ttl="5m")`).
@@ -478,6 +493,16 @@ impl Source {
                 Err(err) if raise_on_error => return Err(err),
                 Err(err) => out.set_item(name, err.into_value(py))?,
             }
+        }
+        Ok(out)
+    }
+
+    /// The AWS requests this stack has sent, by `service:Operation`
+    /// (`{"secretsmanager:GetSecretValue": 1}`): retries count, a cache hit sends none.
+    fn calls<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for (operation, count) in self.counter.snapshot() {
+            out.set_item(operation, count)?;
         }
         Ok(out)
     }

@@ -134,6 +134,12 @@ def test_max_age_and_force_fetch_as_powertools(aws, proxy):
     bare.get(name)
     bare.get(name)
     assert proxy.count("GetSecretValue") == 7, proxy.counts
+    # The package counts its own calls as the proxy saw them.
+    assert bare.calls() == {"secretsmanager:GetSecretValue": 2}
+    cached = secret_loader.Source(url, memory_ttl="1m")
+    for _ in range(3):
+        cached.get(name)
+    assert cached.calls() == {"secretsmanager:GetSecretValue": 1}
 
 
 def test_many_threads_reading_one_cold_id_make_one_backend_call(aws, proxy):

@@ -35,6 +35,8 @@ pub mod aws;
 #[cfg(feature = "kms")]
 mod beneath;
 pub mod cache;
+#[cfg(feature = "calls")]
+pub mod calls;
 #[cfg(feature = "comparison")]
 pub mod comparison;
 pub mod config;

@@ -35,6 +35,7 @@ class Source:
         transform: Transform = None,
         raise_on_error: bool = True,
     ) -> Dict[str, Any]: ...
+    def calls(self) -> Dict[str, int]: ...
 
 def get_secret(
     name: str,

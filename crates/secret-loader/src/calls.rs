@@ -23,7 +23,7 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::shared::IntoShared;
-use secret_loader::comparison::Calls;
+use crate::comparison::Calls;
 
 /// Counts the requests sent through [`CallCounter::http_client`].
 #[derive(Debug, Clone, Default)]
