@@ -13,9 +13,7 @@ ESDK_CLI_VERSION="4.3.0"
 AWSLAMBDARIC_VERSION="4.2.2"
 # AWS Lambda Powertools for Python: its Parameters utility is one of the comparison's peers.
 POWERTOOLS_VERSION="3.37.0"
-# Builds this project's Python package (crates/secret-loader-python) into a wheel, and runs
-# its tests.
-MATURIN_VERSION="1.16.0"
+# Runs the tests of this project's Python package (crates/secret-loader-python).
 PYTEST_VERSION="9.2.0"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -28,30 +26,26 @@ from importlib.metadata import version
 sys.exit(version('moto') != '$MOTO_VERSION' or version('aws-encryption-sdk-cli') != '$ESDK_CLI_VERSION'
          or version('awslambdaric') != '$AWSLAMBDARIC_VERSION'
          or version('aws-lambda-powertools') != '$POWERTOOLS_VERSION'
-         or version('maturin') != '$MATURIN_VERSION' or version('pytest') != '$PYTEST_VERSION')
+         or version('pytest') != '$PYTEST_VERSION')
 " 2>/dev/null; then
         return 0
     fi
-    echo "==> installing moto[server]==$MOTO_VERSION, aws-encryption-sdk-cli==$ESDK_CLI_VERSION, awslambdaric==$AWSLAMBDARIC_VERSION, aws-lambda-powertools==$POWERTOOLS_VERSION, maturin==$MATURIN_VERSION and pytest==$PYTEST_VERSION into .venv" >&2
+    echo "==> installing moto[server]==$MOTO_VERSION, aws-encryption-sdk-cli==$ESDK_CLI_VERSION, awslambdaric==$AWSLAMBDARIC_VERSION, aws-lambda-powertools==$POWERTOOLS_VERSION and pytest==$PYTEST_VERSION into .venv" >&2
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check \
         "moto[server]==$MOTO_VERSION" "aws-encryption-sdk-cli==$ESDK_CLI_VERSION" \
         "awslambdaric==$AWSLAMBDARIC_VERSION" "aws-lambda-powertools==$POWERTOOLS_VERSION" \
-        "maturin==$MATURIN_VERSION" "pytest==$PYTEST_VERSION"
+        "pytest==$PYTEST_VERSION"
 }
 
-# This project's Python package, built by maturin into a wheel for this machine and installed
-# into .venv, where the comparison's `python-secret-loader` peer and the package's pytest
-# suite import it. Arguments go to `maturin build` (e.g. --release; default: the dev profile).
+# This project's Python package into .venv, where the comparison's `python-secret-loader` peer
+# and the package's pytest suite import it: the very wheel deploy/'s Python layer ships for this
+# machine's architecture (scripts/wheels: release, manylinux2014, zig).
 python_package_install() {
     emulator_install
-    local out="${CARGO_TARGET_DIR:-$ROOT/target}/wheels/local"
-    rm -rf "$out"
-    echo "==> maturin build $* (the secret-loader Python package) into .venv" >&2
-    "$VENV/bin/maturin" build --locked --quiet --manifest-path "$ROOT/crates/secret-loader-python/Cargo.toml" \
-        --out "$out" "$@" >&2
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps \
-        "$out"/secret_loader-*.whl
+    local wheel
+    wheel="$("$ROOT/scripts/wheels" "$(uname -m)")"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel"
 }
 
 # AWS's Secrets Manager Agent, pinned, from crates.io (the oracle and benchmark peer of

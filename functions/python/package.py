@@ -36,6 +36,21 @@ def _stack(name, source, init_ms):
     )
 
 
+def _get_secret():
+    # The drop-in: Powertools' call with the import changed (its 300 s memory cache).
+    secret = secret_loader.get_secret(measure.SECRET_ID, source=_URLS["secretsmanager"], transform="json")
+    return secret["access_key"], secret["secret_key"]
+
+
 handler = measure.handler_for(
     [_stack(name, source, _INIT_MS if i == 0 else None) for i, (name, source) in enumerate(_SOURCES.items())]
+    + [
+        measure.Stack(
+            "python-secret-loader-get_secret",
+            _get_secret,
+            "secret_loader.get_secret(transform=\"json\"), Powertools' call (default 300 s cache)",
+            "secretsmanager+memory",
+            calls=secret_loader.calls,
+        )
+    ]
 )

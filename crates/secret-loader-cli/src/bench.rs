@@ -1245,8 +1245,18 @@ impl PeerSetup<'_> {
                 "SECRET_LOADER_BENCH_PACKAGE_STACKS".to_owned(),
                 serde_json::to_string(&bare_and_memory).unwrap_or_default(),
             );
-            let variables = self.backends.iter().filter(|b| !matches!(b.seed, Seed::Put));
-            seed(variables, self.id, self.value, peer.function, &mut environment).await?;
+            let variables = self
+                .backends
+                .iter()
+                .filter(|b| !matches!(b.seed, Seed::Put));
+            seed(
+                variables,
+                self.id,
+                self.value,
+                peer.function,
+                &mut environment,
+            )
+            .await?;
         }
         if peer.beside == Beside::Nothing {
             return Ok(environment);

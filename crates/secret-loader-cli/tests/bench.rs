@@ -628,14 +628,28 @@ fn bench_local_runs_every_backend_and_cache_end_to_end() {
         "env",
     ] {
         let memory = by_name(&format!("{backend}+memory"));
-        assert_eq!(memory["compare_with"], format!("{backend}+memory"), "{memory}");
+        assert_eq!(
+            memory["compare_with"],
+            format!("{backend}+memory"),
+            "{memory}"
+        );
         assert_eq!(memory["warm_calls"], serde_json::json!({}), "{memory}");
         assert!(by_name(backend)["warm"]["count"].as_u64().unwrap() >= 1);
     }
     assert_eq!(
-        by_name("secretsmanager")["warm_calls"]["secretsmanager:GetSecretValue"], 2,
+        by_name("secretsmanager")["warm_calls"]["secretsmanager:GetSecretValue"],
+        2,
         "a bare read is one call: {package:?}"
     );
+    // Powertools' call with the import changed: its memory cache, no call when warm.
+    let get_secret = by_name("get_secret");
+    assert_eq!(get_secret["compare_with"], "secretsmanager+memory");
+    assert_eq!(
+        get_secret["warm_calls"],
+        serde_json::json!({}),
+        "{get_secret}"
+    );
+    assert!(get_secret["first_read_ms"].is_f64(), "{get_secret}");
     assert_eq!(
         by_name("env")["warm_calls"],
         serde_json::json!({}),

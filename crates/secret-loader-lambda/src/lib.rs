@@ -24,7 +24,6 @@ use secret_loader::comparison::{
 };
 use secret_loader::{Config, Error, SecretId, SecretSource, VersionSelector};
 
-
 use secret_loader::calls::{CallCounter, difference};
 
 /// Why an invocation failed as a whole (a stack failing is data, not this).

@@ -31,6 +31,8 @@ use secret_loader::{Config, Error, ErrorKind, Secret, SecretId, SecretSource, Ve
 /// The default `max_age` of the module functions, Powertools' (its
 /// `DEFAULT_MAX_AGE_SECS`, 300 s in the pinned 3.37.0: `docs/comparison.md`).
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
+/// Powertools' variable for its default `max_age`, honoured as it honours it.
+const MAX_AGE_ENV: &str = "POWERTOOLS_PARAMETERS_MAX_AGE";
 /// Where `get_parameter` finds its source when none is passed; `ssm://` when unset.
 const PARAMETER_SOURCE_ENV: &str = "SECRET_LOADER_PARAMETER_SOURCE";
 
@@ -39,9 +41,12 @@ const PARAMETER_SOURCE_ENV: &str = "SECRET_LOADER_PARAMETER_SOURCE";
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 /// This process's runtime and the generation it was made in.
 static RUNTIME: Mutex<Option<(u64, &'static tokio::runtime::Runtime)>> = Mutex::new(None);
-/// The module functions' stacks, one per (kind, source, `max_age`).
-static DEFAULTS: LazyLock<Mutex<HashMap<DefaultKey, Py<Source>>>> =
+/// The module functions' stacks, one per (kind, source, `max_age`), each built by the first
+/// call that needs it under its own lock (the map's lock is held only to find the slot).
+static DEFAULTS: LazyLock<Mutex<HashMap<DefaultKey, Slot>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
+
+type Slot = Arc<Mutex<Option<Py<Source>>>>;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -181,7 +186,7 @@ impl Transform {
     fn apply<'py>(self, py: Python<'py>, secret: &Secret) -> PyResult<Bound<'py, PyAny>> {
         let value = secret.value();
         match self {
-            Self::Plain => Ok(match value.expose_str() {
+            Self::Plain => Ok(match value.expose_str().filter(|_| value.is_text()) {
                 Some(text) => PyString::new(py, text).into_any(),
                 None => PyBytes::new(py, value.expose_bytes()).into_any(),
             }),
@@ -190,7 +195,7 @@ impl Transform {
                     secret.deserialize().map_err(|err| exception(py, &err))?;
                 json_to_python(py, parsed)
             }
-            Self::Binary => match value.expose_str() {
+            Self::Binary => match value.expose_str().filter(|_| value.is_text()) {
                 None => Ok(PyBytes::new(py, value.expose_bytes()).into_any()),
                 Some(text) => match aws_smithy_types::base64::decode(text.trim()) {
                     Ok(bytes) => Ok(PyBytes::new(py, &bytes).into_any()),
@@ -296,7 +301,7 @@ impl Source {
             }
         }
         let source = build_stack(py, &self.config, &self.counter)?;
-        let mut built = lock_attached(py, &self.built);
+        let mut built = lock(&self.built);
         if built.generation != generation {
             // The parent's stack: never dropped here (see the module's docs).
             std::mem::forget(std::mem::replace(&mut built.source, source));
@@ -475,15 +480,18 @@ impl Source {
         transform: Option<&str>,
         raise_on_error: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
+        // Refused before any call, whatever the names.
+        Transform::parse(py, transform, "")?;
         let mut ids = Vec::with_capacity(names.len());
+        let mut transforms = Vec::with_capacity(names.len());
         for name in &names {
+            transforms.push(Transform::parse(py, transform, name)?);
             ids.push(SecretId::new(name.as_str()).map_err(|err| exception(py, &err))?);
         }
         let stack = self.stack(py)?;
         let results = wait(py, async { stack.get_many(&ids).await })?;
         let out = PyDict::new(py);
-        for (name, result) in names.into_iter().zip(results) {
-            let transform = Transform::parse(py, transform, &name)?;
+        for ((name, result), transform) in names.into_iter().zip(results).zip(transforms) {
             let value = match result {
                 Ok(secret) => transform.apply(py, &secret),
                 Err(err) => Err(exception(py, &err)),
@@ -508,8 +516,8 @@ impl Source {
     }
 
     /// The stack, outermost layer first (`memory(secretsmanager(us-east-1))`); never a value.
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(format!("Source({})", self.stack(py)?))
+    fn __repr__(&self) -> String {
+        format!("Source({})", lock(&self.built).source)
     }
 }
 
@@ -520,6 +528,19 @@ struct DefaultKey {
     url: Option<String>,
     /// `None`: the URL's own memory layer, else [`DEFAULT_MAX_AGE`].
     max_age: Option<Duration>,
+}
+
+/// Powertools' `POWERTOOLS_PARAMETERS_MAX_AGE` when set (seconds), else 300 s.
+fn default_max_age(py: Python<'_>) -> PyResult<Duration> {
+    match std::env::var(MAX_AGE_ENV) {
+        Ok(text) if !text.trim().is_empty() => {
+            let seconds = text.trim().parse::<f64>().map_err(|_| {
+                config_error(py, format!("{MAX_AGE_ENV} must be a number of seconds"))
+            })?;
+            Ok(max_age(py, Some(seconds))?.unwrap_or(DEFAULT_MAX_AGE))
+        }
+        _ => Ok(DEFAULT_MAX_AGE),
+    }
 }
 
 fn max_age(py: Python<'_>, seconds: Option<f64>) -> PyResult<Option<Duration>> {
@@ -558,12 +579,13 @@ fn default_source(
         url,
         max_age: max_age(py, seconds)?,
     };
-    let mut defaults = lock_attached(py, &DEFAULTS);
-    if let Some(source) = defaults.get(&key) {
+    let cell = lock(&DEFAULTS).entry(key.clone()).or_default().clone();
+    let mut slot = lock_attached(py, &cell);
+    if let Some(source) = slot.as_ref() {
         return Ok(source.clone_ref(py));
     }
-    // The first call for this key builds its stack, holding the lock: concurrent first calls
-    // share one stack, hence one memory cache and one backend call.
+    // The first call for this key builds its stack, holding the key's lock: concurrent first
+    // calls share one stack, hence one memory cache and one backend call.
     let mut config = match (&key.url, parameter) {
         (Some(url), _) => Config::from_url(url),
         (None, false) => Config::from_env(),
@@ -577,13 +599,13 @@ fn default_source(
     .map_err(|err| exception(py, &err))?;
     match (key.max_age, &mut config.memory) {
         (None, Some(_)) => {}
-        (None, memory @ None) => *memory = Some(MemoryOptions::new(DEFAULT_MAX_AGE)),
+        (None, memory @ None) => *memory = Some(MemoryOptions::new(default_max_age(py)?)),
         (Some(Duration::ZERO), memory) => *memory = None,
         (Some(ttl), Some(memory)) => memory.ttl = ttl,
         (Some(ttl), memory @ None) => *memory = Some(MemoryOptions::new(ttl)),
     }
     let source = Py::new(py, Source::build(py, config)?)?;
-    defaults.insert(key, source.clone_ref(py));
+    *slot = Some(source.clone_ref(py));
     Ok(source)
 }
 
@@ -609,8 +631,9 @@ fn get_secret<'py>(
 }
 
 /// Powertools' `get_parameter`: as `get_secret`, from `SECRET_LOADER_PARAMETER_SOURCE`
-/// (default `ssm://`) when no `source` is given. SecureString parameters are always
-/// decrypted; `decrypt=False` is refused rather than ignored.
+/// (default `ssm://`) when no `source` is given. `decrypt` is accepted for Powertools' calls
+/// and changes nothing: a SecureString always comes back decrypted (String parameters are
+/// the same either way).
 #[pyfunction]
 #[pyo3(signature = (name, *, source=None, transform=None, decrypt=None, max_age=None, force_fetch=false))]
 fn get_parameter<'py>(
@@ -622,16 +645,7 @@ fn get_parameter<'py>(
     max_age: Option<f64>,
     force_fetch: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    if decrypt == Some(false) {
-        return Err(exception(
-            py,
-            &Error::Unsupported {
-                backend: "ssm",
-                operation: "decrypt=False (secret-loader always decrypts SecureString parameters)"
-                    .to_owned(),
-            },
-        ));
-    }
+    let _ = decrypt;
     let stack = default_source(py, true, source, max_age)?;
     stack
         .get()
@@ -658,6 +672,26 @@ fn get_field<'py>(
         .json_field(field)
         .map_err(|err| exception(py, &err))?;
     Ok(PyString::new(py, value.expose_secret()))
+}
+
+/// The AWS requests the module functions' stacks have sent, by `service:Operation`, all
+/// together (each `Source` counts its own: `Source.calls()`).
+#[pyfunction]
+fn calls(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let slots: Vec<Slot> = lock(&DEFAULTS).values().cloned().collect();
+    let mut total = std::collections::BTreeMap::<String, u64>::new();
+    for slot in slots {
+        if let Some(source) = lock_attached(py, &slot).as_ref() {
+            for (operation, count) in source.get().counter.snapshot() {
+                *total.entry(operation).or_default() += count;
+            }
+        }
+    }
+    let out = PyDict::new(py);
+    for (operation, count) in total {
+        out.set_item(operation, count)?;
+    }
+    Ok(out)
 }
 
 /// Called in a forked child (`os.register_at_fork`): the parent's runtime and stacks stay
@@ -693,6 +727,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(get_secret, module)?)?;
     module.add_function(wrap_pyfunction!(get_parameter, module)?)?;
     module.add_function(wrap_pyfunction!(get_field, module)?)?;
+    module.add_function(wrap_pyfunction!(calls, module)?)?;
     module.add_function(wrap_pyfunction!(_after_fork_in_child, module)?)?;
     Ok(())
 }

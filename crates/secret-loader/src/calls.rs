@@ -13,6 +13,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::comparison::Calls;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime::client::dns::TokioDnsResolver;
 use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns};
@@ -23,7 +24,6 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::shared::IntoShared;
-use crate::comparison::Calls;
 
 /// Counts the requests sent through [`CallCounter::http_client`].
 #[derive(Debug, Clone, Default)]
