@@ -332,6 +332,21 @@ impl Source {
         wait(py, read)?.map_err(|err| exception(py, &err))
     }
 
+    /// One top-level field of the current JSON value of `name`, as `str`.
+    fn field<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        field: &str,
+        refresh: bool,
+    ) -> PyResult<Bound<'py, PyString>> {
+        let secret = self.read(py, name, VersionSelector::Current, refresh)?;
+        let value = secret
+            .json_field(field)
+            .map_err(|err| exception(py, &err))?;
+        Ok(PyString::new(py, value.expose_secret()))
+    }
+
     fn value<'py>(
         &self,
         py: Python<'py>,
@@ -462,11 +477,7 @@ impl Source {
         name: String,
         field: &str,
     ) -> PyResult<Bound<'py, PyString>> {
-        let secret = self.read(py, name, VersionSelector::Current, false)?;
-        let value = secret
-            .json_field(field)
-            .map_err(|err| exception(py, &err))?;
-        Ok(PyString::new(py, value.expose_secret()))
+        self.field(py, name, field, false)
     }
 
     /// The current value of each of `names`, concurrently (one batch call where the backend
@@ -665,13 +676,7 @@ fn get_field<'py>(
     force_fetch: bool,
 ) -> PyResult<Bound<'py, PyString>> {
     let stack = default_source(py, false, source, max_age)?;
-    let secret = stack
-        .get()
-        .read(py, name, VersionSelector::Current, force_fetch)?;
-    let value = secret
-        .json_field(field)
-        .map_err(|err| exception(py, &err))?;
-    Ok(PyString::new(py, value.expose_secret()))
+    stack.get().field(py, name, field, force_fetch)
 }
 
 /// The AWS requests the module functions' stacks have sent, by `service:Operation`, all
